@@ -1,0 +1,225 @@
+package gateway
+
+// Forwarding: each routed request goes to the owning upstream under its own
+// name or URI, bounded by the upstream's timeout, and its result comes back
+// with every URI rewritten to its public form.
+//
+// When the caller's context ends (the client sent notifications/cancelled,
+// or a 2026-07-28 client closed its stream) or the timeout fires, the SDK
+// cancels the upstream call with notifications/cancelled.
+//
+// Errors that clients see are JSON-RPC errors. An upstream's own JSON-RPC
+// error passes through unchanged; anything else becomes an error that names
+// the upstream and the kind of failure, never internal detail (addresses,
+// stack text), which goes to the log instead.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpgw/gateway/upstream"
+)
+
+// CodeResourceNotFound is MCP's error code for an unknown resource (2025 revisions).
+const CodeResourceNotFound = -32002
+
+func (g *Gateway) toolHandler(r route) mcp.ToolHandler {
+	return func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		session, err := r.m.up.Session()
+		if err != nil {
+			return nil, g.upstreamError(ctx, r.m, "tools/call", err)
+		}
+		ctx, cancel := context.WithTimeout(ctx, r.m.timeout)
+		defer cancel()
+		params := &mcp.CallToolParams{Meta: upstreamMeta(req.Params.Meta), Name: r.name, Arguments: req.Params.Arguments}
+		res, err := session.CallTool(ctx, params)
+		if err != nil {
+			return nil, g.upstreamError(ctx, r.m, "tools/call", err)
+		}
+		r.m.rewriteContent(res.Content)
+		return res, nil
+	}
+}
+
+func (g *Gateway) promptHandler(r route) mcp.PromptHandler {
+	return func(ctx context.Context, req *mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+		session, err := r.m.up.Session()
+		if err != nil {
+			return nil, g.upstreamError(ctx, r.m, "prompts/get", err)
+		}
+		ctx, cancel := context.WithTimeout(ctx, r.m.timeout)
+		defer cancel()
+		res, err := session.GetPrompt(ctx, &mcp.GetPromptParams{Meta: upstreamMeta(req.Params.Meta), Name: r.name, Arguments: req.Params.Arguments})
+		if err != nil {
+			return nil, g.upstreamError(ctx, r.m, "prompts/get", err)
+		}
+		for _, msg := range res.Messages {
+			if msg != nil {
+				r.m.rewriteContent([]mcp.Content{msg.Content})
+			}
+		}
+		return res, nil
+	}
+}
+
+// readResource serves resources/read for every public URI: listed
+// resources, URIs under a mounted prefix, and URIs that a template of an
+// upstream mounted without prefix matches.
+func (g *Gateway) readResource(ctx context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+	uri := req.Params.URI
+	notFound := resourceNotFoundCode(req.Session)
+	r, ok := g.catalog.resolveURI(uri, g.prefixes)
+	if !ok {
+		return nil, &jsonrpc.Error{Code: notFound, Message: fmt.Sprintf("resource %q not found", uri)}
+	}
+	session, err := r.m.up.Session()
+	if err != nil {
+		return nil, g.upstreamError(ctx, r.m, "resources/read", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.m.timeout)
+	defer cancel()
+	res, err := session.ReadResource(ctx, &mcp.ReadResourceParams{Meta: upstreamMeta(req.Params.Meta), URI: r.name})
+	if err != nil {
+		var werr *jsonrpc.Error
+		if errors.As(err, &werr) && isResourceNotFound(werr) {
+			// Say it in the client's revision, with the URI it asked for.
+			return nil, &jsonrpc.Error{Code: notFound, Message: fmt.Sprintf("resource %q not found", uri)}
+		}
+		return nil, g.upstreamError(ctx, r.m, "resources/read", err)
+	}
+	for _, c := range res.Contents {
+		if c != nil {
+			c.URI = publicURI(r.m.prefix, c.URI)
+		}
+	}
+	return res, nil
+}
+
+// complete routes completion/complete by its reference.
+func (g *Gateway) complete(ctx context.Context, req *mcp.CompleteRequest) (*mcp.CompleteResult, error) {
+	ref := req.Params.Ref
+	if ref == nil {
+		return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: "completion reference is missing"}
+	}
+	var r route
+	switch ref.Type {
+	case "ref/prompt":
+		e, ok := g.catalog.prompt(ref.Name)
+		if !ok {
+			return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf("unknown prompt %q", ref.Name)}
+		}
+		r = e.route
+	case "ref/resource":
+		var ok bool
+		if r, ok = g.catalog.template(ref.URI); !ok {
+			if r, ok = g.catalog.resolveURI(ref.URI, g.prefixes); !ok {
+				return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf("unknown resource or template %q", ref.URI)}
+			}
+		}
+	default:
+		return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf("unknown completion reference type %q", ref.Type)}
+	}
+	session, err := r.m.up.Session()
+	if err != nil {
+		return nil, g.upstreamError(ctx, r.m, "completion/complete", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.m.timeout)
+	defer cancel()
+	params := *req.Params
+	params.Meta = upstreamMeta(params.Meta)
+	upRef := *ref
+	if upRef.Type == "ref/prompt" {
+		upRef.Name = r.name
+	} else {
+		upRef.URI = r.name
+	}
+	params.Ref = &upRef
+	res, err := session.Complete(ctx, &params)
+	if err != nil {
+		return nil, g.upstreamError(ctx, r.m, "completion/complete", err)
+	}
+	return res, nil
+}
+
+// upstreamMeta is the _meta to send upstream: the client's, less the
+// per-request protocol fields of 2026-07-28 (version, capabilities, client
+// info, log level), which describe the client's exchange with the gateway,
+// not the gateway's with the upstream. progressToken and custom keys pass.
+func upstreamMeta(m mcp.Meta) mcp.Meta {
+	if len(m) == 0 {
+		return m
+	}
+	out := make(mcp.Meta, len(m))
+	for k, v := range m {
+		if !strings.HasPrefix(k, "io.modelcontextprotocol/") {
+			out[k] = v
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// resourceNotFoundCode is the "resource not found" code of the client's
+// revision: -32002 for 2025-era sessions, -32602 from 2026-07-28 on.
+func resourceNotFoundCode(ss *mcp.ServerSession) int64 {
+	if ss != nil {
+		if p := ss.InitializeParams(); p != nil && p.ProtocolVersion != "" && p.ProtocolVersion < version20260728 {
+			return CodeResourceNotFound
+		}
+	}
+	return jsonrpc.CodeInvalidParams
+}
+
+// isResourceNotFound recognizes an upstream's "resource not found" in
+// either revision's code.
+func isResourceNotFound(e *jsonrpc.Error) bool {
+	return e.Code == CodeResourceNotFound ||
+		e.Code == jsonrpc.CodeInvalidParams && strings.Contains(strings.ToLower(e.Message), "not found")
+}
+
+// upstreamError turns a failed upstream call into the error the client sees.
+func (g *Gateway) upstreamError(ctx context.Context, m *mount, method string, err error) error {
+	var werr *jsonrpc.Error
+	if errors.As(err, &werr) {
+		return werr // the upstream's own answer
+	}
+	var msg string
+	switch {
+	case errors.Is(err, upstream.ErrUnavailable):
+		msg = fmt.Sprintf("upstream %q is unavailable", m.name)
+	case errors.Is(err, context.DeadlineExceeded):
+		msg = fmt.Sprintf("upstream %q did not answer within %s", m.name, m.timeout)
+	case errors.Is(err, context.Canceled):
+		msg = fmt.Sprintf("request to upstream %q was cancelled", m.name)
+	default:
+		msg = fmt.Sprintf("upstream %q failed to answer", m.name)
+	}
+	g.log.LogAttrs(ctx, slog.LevelWarn, "upstream call failed",
+		slog.String("upstream", m.name), slog.String("method", method), slog.Any("err", err))
+	return &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: msg}
+}
+
+// rewriteContent gives resource links and embedded resources their public URIs.
+func (m *mount) rewriteContent(content []mcp.Content) {
+	if m.prefix == "" {
+		return
+	}
+	for _, c := range content {
+		switch c := c.(type) {
+		case *mcp.ResourceLink:
+			c.URI = publicURI(m.prefix, c.URI)
+		case *mcp.EmbeddedResource:
+			if c.Resource != nil {
+				c.Resource.URI = publicURI(m.prefix, c.Resource.URI)
+			}
+		}
+	}
+}

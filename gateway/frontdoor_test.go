@@ -1,0 +1,151 @@
+package gateway
+
+// Bad input at the front door: each gets a clear status and, where the body
+// can carry one, a JSON-RPC error; nothing panics or hangs.
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+type rpcErrorBody struct {
+	Error struct {
+		Code    int64  `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+func doRequest(t *testing.T, method, url, body string, header map[string]string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	if h := req.Header.Get("Host"); h != "" {
+		req.Host = h
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return resp, data
+}
+
+var jsonHeaders = map[string]string{"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+
+func with(h map[string]string, kv ...string) map[string]string {
+	out := map[string]string{}
+	for k, v := range h {
+		out[k] = v
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		out[kv[i]] = kv[i+1]
+	}
+	return out
+}
+
+const initBody = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"curl","version":"1"}}}`
+
+func TestFrontDoorBadInput(t *testing.T) {
+	tg := startGateway(t, []UpstreamConfig{demoUpstream("demo")}, func(c *Config, _ *Options) {
+		c.MaxBodyBytes = 4096
+		c.AllowedOrigins = []string{"https://app.example.com"}
+	})
+	mcpURL := tg.mcpURL()
+	for _, tc := range []struct {
+		name       string
+		method     string
+		url        string
+		body       string
+		header     map[string]string
+		wantStatus int
+		wantCode   int64 // 0: don't check the body
+	}{
+		{"malformed JSON", "POST", mcpURL, `{"jsonrpc":"2.0",`, jsonHeaders, 400, -32700},
+		{"not JSON-RPC", "POST", mcpURL, `{"hello":"world"}`, jsonHeaders, 400, -32600},
+		{"empty batch", "POST", mcpURL, `[]`, jsonHeaders, 400, -32600},
+		{"body too large", "POST", mcpURL, `{"jsonrpc":"2.0","id":1,"method":"ping","params":{"x":"` + strings.Repeat("a", 5000) + `"}}`, jsonHeaders, 413, -32600},
+		{"unknown session", "POST", mcpURL, `{"jsonrpc":"2.0","id":1,"method":"ping"}`, with(jsonHeaders, "Mcp-Session-Id", "nope"), 404, -32600},
+		{"unknown session GET", "GET", mcpURL, ``, map[string]string{"Accept": "text/event-stream", "Mcp-Session-Id": "nope"}, 404, -32600},
+		{"unknown session DELETE", "DELETE", mcpURL, ``, map[string]string{"Mcp-Session-Id": "nope"}, 404, -32600},
+		{"no session, not initialize", "POST", mcpURL, `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`, jsonHeaders, 400, -32600},
+		{"wrong content type", "POST", mcpURL, initBody, with(jsonHeaders, "Content-Type", "text/plain"), 415, -32600},
+		{"bad accept", "POST", mcpURL, initBody, with(jsonHeaders, "Accept", "application/json"), 406, -32600},
+		{"bad protocol version header", "POST", mcpURL, initBody, with(jsonHeaders, "Mcp-Protocol-Version", "1999-01-01"), 400, -32600},
+		{"foreign origin", "POST", mcpURL, initBody, with(jsonHeaders, "Origin", "https://evil.example"), 403, -32600},
+		{"rebinding host", "POST", mcpURL, initBody, with(jsonHeaders, "Host", "evil.example"), 403, -32600},
+		{"PUT", "PUT", mcpURL, ``, nil, 405, -32600},
+		{"POST to /sse", "POST", tg.sseURL(), initBody, jsonHeaders, 405, -32600},
+		{"message without session", "POST", tg.srv.URL + PathMessage, initBody, jsonHeaders, 400, -32600},
+		{"message unknown session", "POST", tg.srv.URL + PathMessage + "?sessionId=nope", initBody, jsonHeaders, 404, -32600},
+		{"GET without session", "GET", mcpURL, ``, map[string]string{"Accept": "text/event-stream"}, 405, -32600},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, data := doRequest(t, tc.method, tc.url, tc.body, tc.header)
+			if resp.StatusCode != tc.wantStatus {
+				t.Fatalf("%s %s: status %d, want %d; body %s", tc.method, tc.url, resp.StatusCode, tc.wantStatus, data)
+			}
+			if tc.wantCode != 0 {
+				var e rpcErrorBody
+				if err := json.Unmarshal(data, &e); err != nil || e.Error.Code != tc.wantCode || e.Error.Message == "" {
+					t.Errorf("body = %s, want a JSON-RPC error with code %d", data, tc.wantCode)
+				}
+			}
+		})
+	}
+
+	// Allowed origins pass: the configured one and, on a loopback listener,
+	// loopback origins.
+	for _, origin := range []string{"https://app.example.com", "http://localhost:6274", "http://127.0.0.1:3000"} {
+		resp, data := doRequest(t, "POST", mcpURL, initBody, with(jsonHeaders, "Origin", origin))
+		if resp.StatusCode != 200 {
+			t.Errorf("initialize with Origin %q: status %d, want 200; body %s", origin, resp.StatusCode, data)
+		}
+	}
+}
+
+// A session's life over raw HTTP: initialize mints an id, the id serves
+// requests, DELETE ends it, and the id is then unknown.
+func TestSessionLifecycleOverHTTP(t *testing.T) {
+	tg := startGateway(t, []UpstreamConfig{demoUpstream("demo")})
+	resp, data := doRequest(t, "POST", tg.mcpURL(), initBody, jsonHeaders)
+	if resp.StatusCode != 200 {
+		t.Fatalf("initialize: status %d, body %s", resp.StatusCode, data)
+	}
+	sid := resp.Header.Get("Mcp-Session-Id")
+	if len(sid) < 16 {
+		t.Fatalf("session id %q: want a long random id", sid)
+	}
+	if !bytes.Contains(data, []byte(`"mcp-gateway"`)) {
+		t.Errorf("initialize result %s does not name the gateway", data)
+	}
+	h := with(jsonHeaders, "Mcp-Session-Id", sid, "Mcp-Protocol-Version", "2025-11-25")
+	resp, _ = doRequest(t, "POST", tg.mcpURL(), `{"jsonrpc":"2.0","method":"notifications/initialized"}`, h)
+	if resp.StatusCode != 202 {
+		t.Errorf("notifications/initialized: status %d, want 202", resp.StatusCode)
+	}
+	resp, data = doRequest(t, "POST", tg.mcpURL(), `{"jsonrpc":"2.0","id":2,"method":"ping"}`, h)
+	if resp.StatusCode != 200 || !bytes.Contains(data, []byte(`"result"`)) {
+		t.Errorf("ping: status %d, body %s", resp.StatusCode, data)
+	}
+	if n := tg.g.sessions.count(); n != 1 {
+		t.Errorf("live sessions = %d, want 1", n)
+	}
+	resp, _ = doRequest(t, "DELETE", tg.mcpURL(), "", map[string]string{"Mcp-Session-Id": sid})
+	if resp.StatusCode != 204 {
+		t.Errorf("DELETE: status %d, want 204", resp.StatusCode)
+	}
+	resp, _ = doRequest(t, "POST", tg.mcpURL(), `{"jsonrpc":"2.0","id":3,"method":"ping"}`, h)
+	if resp.StatusCode != 404 {
+		t.Errorf("ping after DELETE: status %d, want 404", resp.StatusCode)
+	}
+}

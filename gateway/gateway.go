@@ -1,0 +1,266 @@
+// Package gateway is the front door of the MCP gateway: it merges the
+// catalogs of many upstream MCP servers into one namespaced catalog, serves
+// it over every transport MCP clients use (Streamable HTTP with sessions,
+// stateless Streamable HTTP for 2026-07-28, and the 2024-11-05 HTTP+SSE pair),
+// and routes each call to the upstream that owns it.
+//
+// # Shape
+//
+// One mcp.Server holds the public catalog; the SDK answers initialize, ping,
+// logging/setLevel and the list methods (with paging and list_changed) from
+// it. The gateway keeps the upstream connections (package upstream), the
+// tables from public names to upstream names (catalog.go), the session
+// bookkeeping for sessionful clients (streamable.go, sse.go, recorded through
+// a sessionstore.Store) and the HTTP plumbing (http.go).
+//
+// A Gateway is safe for concurrent use. Close ends every session and stops
+// every upstream, waiting for child processes to exit.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpgw/gateway/sessionstore"
+	"github.com/mcpgw/gateway/upstream"
+)
+
+// Options configure a Gateway. The zero value works.
+type Options struct {
+	// Logger receives the gateway's log. If nil, nothing is logged.
+	Logger *slog.Logger
+	// Version is reported to clients as the server version. If empty, "dev".
+	Version string
+	// Store records client sessions. If nil, an in-memory store.
+	Store sessionstore.Store
+	// KeepAlive is the interval of SSE keep-alive comments on idle streams.
+	// If zero, 15s. Negative disables them.
+	KeepAlive time.Duration
+	// PageSize is the most entries a list result holds. If zero, 1000.
+	PageSize int
+	// Upstream tunes every upstream connection (backoff, stop grace, ...).
+	// Logger, OnChange and ClientInfo are set by the gateway.
+	Upstream upstream.Options
+}
+
+// A Gateway serves one merged MCP catalog. Create it with New, start its
+// upstreams with Start, serve Handler, and end it with Close.
+type Gateway struct {
+	cfg      *Config
+	opts     Options
+	log      *slog.Logger
+	server   *mcp.Server
+	mounts   []*mount
+	prefixes map[string]*mount // non-empty prefix -> mount, for URI routing
+	catalog  *catalog
+	store    sessionstore.Store
+	ownStore bool
+
+	stateless *mcp.StreamableHTTPHandler
+	sessions  *sessions
+	baseURL   *url.URL // public base URL, for advertised endpoints; may be nil
+
+	closeOnce sync.Once
+}
+
+// mount is one configured upstream as the gateway offers it.
+type mount struct {
+	name    string
+	prefix  string
+	cfg     UpstreamConfig
+	timeout time.Duration
+	up      *upstream.Upstream
+}
+
+// New builds a Gateway for a validated config. It starts nothing.
+func New(cfg *Config, opts *Options) (*Gateway, error) {
+	g := &Gateway{cfg: cfg}
+	if opts != nil {
+		g.opts = *opts
+	}
+	if g.opts.Logger == nil {
+		g.opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if g.opts.Version == "" {
+		g.opts.Version = "dev"
+	}
+	if g.opts.KeepAlive == 0 {
+		g.opts.KeepAlive = 15 * time.Second
+	}
+	g.log = g.opts.Logger
+	g.store = g.opts.Store
+	if g.store == nil {
+		g.store = sessionstore.NewMemory(nil)
+		g.ownStore = true
+	}
+	if cfg.PublicURL != "" {
+		u, err := url.Parse(cfg.PublicURL)
+		if err != nil {
+			return nil, err
+		}
+		g.baseURL = u
+	}
+
+	impl := &mcp.Implementation{Name: "mcp-gateway", Title: "MCP Gateway", Version: g.opts.Version}
+	g.server = mcp.NewServer(impl, &mcp.ServerOptions{
+		Logger:   g.log,
+		PageSize: g.opts.PageSize,
+		Capabilities: &mcp.ServerCapabilities{
+			Tools:       &mcp.ToolCapabilities{ListChanged: true},
+			Prompts:     &mcp.PromptCapabilities{ListChanged: true},
+			Resources:   &mcp.ResourceCapabilities{ListChanged: true},
+			Logging:     &mcp.LoggingCapabilities{},
+			Completions: &mcp.CompletionCapabilities{},
+		},
+		CompletionHandler: g.complete,
+	})
+	// resources/read is routed by the gateway itself, so that URIs that no
+	// list names (resource links in tool results, template expansions) reach
+	// their upstream too.
+	g.server.AddReceivingMiddleware(func(next mcp.MethodHandler) mcp.MethodHandler {
+		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+			switch req := req.(type) {
+			case *mcp.ReadResourceRequest:
+				if req.Params != nil {
+					return g.readResource(ctx, req)
+				}
+			case *mcp.CallToolRequest:
+				if req.Params != nil {
+					if m := g.catalog.retired(req.Params.Name, false); m != nil {
+						return nil, g.upstreamError(ctx, m, method, upstream.ErrUnavailable)
+					}
+				}
+			case *mcp.GetPromptRequest:
+				if req.Params != nil {
+					if m := g.catalog.retired(req.Params.Name, true); m != nil {
+						return nil, g.upstreamError(ctx, m, method, upstream.ErrUnavailable)
+					}
+				}
+			}
+			return next(ctx, method, req)
+		}
+	})
+
+	g.prefixes = map[string]*mount{}
+	uopts := g.opts.Upstream
+	uopts.Logger = g.log
+	uopts.ClientInfo = impl
+	uopts.OnChange = func() { g.catalog.rebuild() }
+	for _, uc := range cfg.Upstreams {
+		m := &mount{name: uc.Name, prefix: uc.PublicPrefix(), cfg: uc, timeout: uc.Timeout.Duration}
+		m.up = upstream.New(upstream.Config{
+			Name:      uc.Name,
+			Transport: uc.Transport,
+			Command:   uc.Command,
+			Args:      uc.Args,
+			Env:       uc.Env,
+			Dir:       uc.WorkDir(cfg.Dir),
+			URL:       uc.URL,
+			Headers:   uc.Headers,
+			Timeout:   uc.Timeout.Duration,
+		}, &uopts)
+		g.mounts = append(g.mounts, m)
+		if m.prefix != "" {
+			g.prefixes[m.prefix] = m
+		}
+	}
+	g.catalog = newCatalog(g.server, g.mounts, cfg.Namespace.Separator, cfg.Namespace.MaxNameLength, g.log, handlers{
+		tool:   g.toolHandler,
+		prompt: g.promptHandler,
+		resource: func(ctx context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+			return g.readResource(ctx, req)
+		},
+	})
+
+	getServer := func(*http.Request) *mcp.Server { return g.server }
+	g.stateless = mcp.NewStreamableHTTPHandler(getServer, &mcp.StreamableHTTPOptions{
+		Stateless:                    true,
+		Logger:                       g.log,
+		MaxRequestBodyBytes:          cfg.MaxBodyBytes,
+		PropagateRequestCancellation: true,
+		// The gateway's own middleware checks Host and Origin for every path.
+		DisableLocalhostProtection: true,
+	})
+	g.sessions = newSessions(g)
+	return g, nil
+}
+
+// Start connects to every upstream concurrently, in the background. The
+// gateway serves at once; entries appear as their upstreams come up.
+func (g *Gateway) Start() {
+	for _, m := range g.mounts {
+		m.up.Start()
+	}
+}
+
+// Close ends every client session and stops every upstream (and child
+// process), returning when they are gone. It is idempotent.
+func (g *Gateway) Close() error {
+	var err error
+	g.closeOnce.Do(func() {
+		g.sessions.closeAll()
+		var wg sync.WaitGroup
+		for _, m := range g.mounts {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				m.up.Close()
+			}()
+		}
+		wg.Wait()
+		if g.ownStore {
+			err = g.store.Close()
+		}
+	})
+	return err
+}
+
+// UpstreamStatus reports the health of each upstream, by name.
+func (g *Gateway) UpstreamStatus() map[string]upstream.Status {
+	out := make(map[string]upstream.Status, len(g.mounts))
+	for _, m := range g.mounts {
+		out[m.name] = m.up.Status()
+	}
+	return out
+}
+
+// Server returns the front door's MCP server (for tests and embedding).
+func (g *Gateway) Server() *mcp.Server { return g.server }
+
+// listenerIsLoopback reports whether addr (host:port) binds only loopback.
+func listenerIsLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// hostIsLoopback reports whether a Host header or URL host names loopback.
+func hostIsLoopback(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+var errClosed = errors.New("gateway closed")

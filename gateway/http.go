@@ -1,0 +1,251 @@
+package gateway
+
+// HTTP plumbing: the mux, the middleware chain (panic recovery, Host and
+// Origin checks, body cap) and the response writer that adds keep-alive
+// comments to idle event streams.
+//
+// The chain, outermost first:
+//
+//	recoverPanics -> checkHostAndOrigin -> capBody -> mux
+//
+// Every ResponseWriter wrapper implements Flush and Unwrap, or streaming
+// would silently stop.
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+)
+
+// Paths of the front door.
+const (
+	PathMCP     = "/mcp"
+	PathSSE     = "/sse"
+	PathMessage = "/message"
+	PathHealth  = "/healthz"
+	PathReady   = "/readyz"
+)
+
+// Handler returns the gateway's HTTP handler: /mcp, /sse, /message and the
+// health endpoints.
+func (g *Gateway) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc(PathMCP, g.serveMCP)
+	mux.HandleFunc(PathSSE, g.serveSSE)
+	mux.HandleFunc(PathMessage, g.serveMessage)
+	mux.HandleFunc(PathHealth, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc(PathReady, g.serveReady)
+	return g.recoverPanics(g.checkHostAndOrigin(g.capBody(mux)))
+}
+
+// serveReady reports readiness and each upstream's state. Upstreams that are
+// down do not make the gateway unready: it serves the rest.
+func (g *Gateway) serveReady(w http.ResponseWriter, r *http.Request) {
+	type upstreamJSON struct {
+		State     string    `json:"state"`
+		Since     time.Time `json:"since"`
+		Restarts  int       `json:"restarts"`
+		LastError string    `json:"lastError,omitempty"`
+	}
+	ups := map[string]upstreamJSON{}
+	for name, st := range g.UpstreamStatus() {
+		j := upstreamJSON{State: string(st.State), Since: st.Since, Restarts: st.Restarts}
+		if st.LastError != nil {
+			j.LastError = "unavailable" // detail stays in the log
+		}
+		ups[name] = j
+	}
+	tools, prompts, resources, templates := g.catalog.counts()
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]any{
+		"status":    "ready",
+		"upstreams": ups,
+		"catalog":   map[string]int{"tools": tools, "prompts": prompts, "resources": resources, "resourceTemplates": templates},
+	})
+}
+
+func (g *Gateway) recoverPanics(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				g.log.LogAttrs(r.Context(), slog.LevelError, "handler panicked",
+					slog.String("path", r.URL.Path), slog.Any("panic", v))
+				writeRPCError(w, http.StatusInternalServerError, jsonrpc.CodeInternalError, "internal error")
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// checkHostAndOrigin refuses DNS-rebinding and cross-origin requests with
+// 403. On a loopback listener the Host must be loopback too, and loopback
+// origins are allowed; otherwise an Origin must be listed in
+// allowed_origins (or be public_url's). Requests without Origin (non-browser
+// clients) pass.
+func (g *Gateway) checkHostAndOrigin(next http.Handler) http.Handler {
+	loopback := listenerIsLoopback(g.cfg.Listen)
+	allowed := map[string]bool{}
+	for _, o := range g.cfg.AllowedOrigins {
+		allowed[strings.ToLower(strings.TrimSuffix(o, "/"))] = true
+	}
+	if g.baseURL != nil {
+		allowed[strings.ToLower(g.baseURL.Scheme+"://"+g.baseURL.Host)] = true
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if loopback && !hostIsLoopback(r.Host) {
+			writeRPCError(w, http.StatusForbidden, jsonrpc.CodeInvalidRequest, fmt.Sprintf("host %q is not allowed on a loopback listener", r.Host))
+			return
+		}
+		if origin := r.Header.Get("Origin"); origin != "" && !allowed[strings.ToLower(origin)] {
+			u, err := url.Parse(origin)
+			if err != nil || !loopback || !hostIsLoopback(u.Host) {
+				writeRPCError(w, http.StatusForbidden, jsonrpc.CodeInvalidRequest, "origin not allowed")
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// capBody limits request bodies to max_body_bytes; reading past it fails
+// with *http.MaxBytesError, which handlers turn into 413.
+func (g *Gateway) capBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil {
+			r.Body = http.MaxBytesReader(w, r.Body, g.cfg.MaxBodyBytes)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// writeRPCError writes a JSON-RPC error response without id.
+func writeRPCError(w http.ResponseWriter, status int, code int64, msg string) {
+	body, _ := json.Marshal(map[string]any{
+		"jsonrpc": "2.0",
+		"id":      nil,
+		"error":   map[string]any{"code": code, "message": msg},
+	})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(body)
+}
+
+// mediaType returns the base media type of a Content-Type value.
+func mediaType(v string) string {
+	mt, _, err := mime.ParseMediaType(v)
+	if err != nil {
+		return ""
+	}
+	return mt
+}
+
+// accepts reports whether an Accept header admits JSON and event streams.
+func accepts(values []string) (json, stream bool) {
+	for _, v := range values {
+		for _, part := range strings.Split(v, ",") {
+			base, _, _ := strings.Cut(part, ";")
+			switch strings.ToLower(strings.TrimSpace(base)) {
+			case "application/json", "application/*":
+				json = true
+			case "text/event-stream", "text/*":
+				stream = true
+			case "*/*":
+				json, stream = true, true
+			}
+		}
+	}
+	return json, stream
+}
+
+// streamWriter serializes writes to a response so that keep-alive comments
+// can be interleaved with the SDK's events. The SDK writes each event with a
+// single Write, so a comment never lands inside an event. Comments are sent
+// only once the response has committed to text/event-stream, and never after
+// the handler returned.
+type streamWriter struct {
+	http.ResponseWriter
+	interval time.Duration
+
+	mu          sync.Mutex // guards the fields below and writes
+	wroteHeader bool
+	stream      bool
+	done        bool
+	timer       *time.Timer
+}
+
+// withKeepAlive wraps w for the duration of a handler; call the returned
+// stop function before the handler returns.
+func withKeepAlive(w http.ResponseWriter, interval time.Duration) (*streamWriter, func()) {
+	sw := &streamWriter{ResponseWriter: w, interval: interval}
+	if interval > 0 {
+		sw.timer = time.AfterFunc(interval, sw.tick)
+	}
+	return sw, func() {
+		sw.mu.Lock()
+		sw.done = true
+		if sw.timer != nil {
+			sw.timer.Stop()
+		}
+		sw.mu.Unlock()
+	}
+}
+
+func (sw *streamWriter) tick() {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	if sw.done {
+		return
+	}
+	if sw.stream {
+		if _, err := sw.ResponseWriter.Write([]byte(": keep-alive\n\n")); err != nil {
+			return
+		}
+		http.NewResponseController(sw.ResponseWriter).Flush()
+	}
+	sw.timer.Reset(sw.interval)
+}
+
+func (sw *streamWriter) writeHeaderLocked(code int) {
+	if sw.wroteHeader {
+		return
+	}
+	sw.wroteHeader = true
+	sw.stream = code == http.StatusOK && mediaType(sw.Header().Get("Content-Type")) == "text/event-stream"
+	sw.ResponseWriter.WriteHeader(code)
+}
+
+func (sw *streamWriter) WriteHeader(code int) {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	sw.writeHeaderLocked(code)
+}
+
+func (sw *streamWriter) Write(b []byte) (int, error) {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	sw.writeHeaderLocked(http.StatusOK)
+	return sw.ResponseWriter.Write(b)
+}
+
+func (sw *streamWriter) Flush() {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	sw.writeHeaderLocked(http.StatusOK)
+	http.NewResponseController(sw.ResponseWriter).Flush()
+}
+
+func (sw *streamWriter) Unwrap() http.ResponseWriter { return sw.ResponseWriter }

@@ -1,0 +1,100 @@
+package gateway
+
+// Interoperability with a client we did not write: the official TypeScript
+// SDK (@modelcontextprotocol/sdk, pinned by testdata/tsclient's lock file)
+// lists and calls through /mcp and /sse. The test installs the package with
+// `npm ci` when node_modules is missing. Set GATEWAY_SKIP_INTEROP=1 to skip
+// it on a machine without Node.js; CI never does.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+)
+
+var npmOnce struct {
+	sync.Once
+	err error
+	out []byte
+}
+
+func tsClientDir(t *testing.T) string {
+	t.Helper()
+	if os.Getenv("GATEWAY_SKIP_INTEROP") == "1" {
+		t.Skip("GATEWAY_SKIP_INTEROP=1")
+	}
+	dir, err := filepath.Abs(filepath.Join("testdata", "tsclient"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	npmOnce.Do(func() {
+		if _, err := os.Stat(filepath.Join(dir, "node_modules", "@modelcontextprotocol", "sdk")); err == nil {
+			return
+		}
+		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
+		cmd.Dir = dir
+		npmOnce.out, npmOnce.err = cmd.CombinedOutput()
+	})
+	if npmOnce.err != nil {
+		t.Fatalf("npm ci in %s: %v\n%s", dir, npmOnce.err, npmOnce.out)
+	}
+	return dir
+}
+
+type tsResult struct {
+	ServerInfo      struct{ Name, Version string } `json:"serverInfo"`
+	ProtocolVersion string                         `json:"protocolVersion"`
+	Tools           []string                       `json:"tools"`
+	Result          *struct {
+		Content []struct{ Type, Text string } `json:"content"`
+		IsError bool                          `json:"isError"`
+	} `json:"result"`
+}
+
+func TestTypeScriptClientInterop(t *testing.T) {
+	dir := tsClientDir(t)
+	tg := startGateway(t, []UpstreamConfig{demoUpstream("demo")})
+	// Wait until the demo upstream is in the catalog before the TS client
+	// looks, so the test is about interop, not start-up order.
+	connect(t, tg.mcpURL(), "streamable", "2025-11-25").waitTools(t, "demo up", hasAll("demo__multiply"))
+
+	for _, c := range []struct{ transport, url string }{
+		{"streamable", tg.mcpURL()},
+		{"sse", tg.sseURL()},
+	} {
+		t.Run(c.transport, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, "node", "client.mjs", "--url", c.url, "--transport", c.transport,
+				"--call", "demo__multiply", "--args", `{"a":6,"b":7}`)
+			cmd.Dir = dir
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("TypeScript client over %s: %v\nstderr: %s", c.transport, err, stderr.String())
+			}
+			var res tsResult
+			if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
+				t.Fatalf("TypeScript client output %q: %v", stdout.String(), err)
+			}
+			if res.ServerInfo.Name != "mcp-gateway" {
+				t.Errorf("serverInfo.name = %q, want mcp-gateway", res.ServerInfo.Name)
+			}
+			for _, want := range []string{"demo__multiply", "demo__get_alerts", "demo__save_memory", "demo__search_memory"} {
+				if !slices.Contains(res.Tools, want) {
+					t.Errorf("tools = %v, want %q among them", res.Tools, want)
+				}
+			}
+			if res.Result == nil || res.Result.IsError || len(res.Result.Content) == 0 || !strings.Contains(res.Result.Content[0].Text, "42") {
+				t.Errorf("demo__multiply(6, 7) through the TypeScript client = %+v, want 42", res.Result)
+			}
+		})
+	}
+}

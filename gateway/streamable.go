@@ -1,0 +1,421 @@
+package gateway
+
+// The /mcp endpoint: Streamable HTTP for every revision on one path.
+//
+// The SDK serves the 2026-07-28 revision only in stateless mode and the
+// 2025 revisions only in sessionful mode, so the gateway splits by request:
+//
+//   - a request with an Mcp-Session-Id header belongs to that session (404 if
+//     the session is unknown, and the client re-initializes);
+//   - a request without one that is 2026-07-28 (MCP-Protocol-Version header
+//     at or past it, the per-request _meta protocol version, or
+//     server/discover) goes to the SDK's stateless handler;
+//   - an initialize without a session header opens a new session;
+//   - anything else lacks its session header: 400.
+//
+// The gateway owns sessionful sessions itself, one StreamableServerTransport
+// each, rather than through the SDK's handler, because the SDK's handler
+// keeps sessions in a private map that no store can back. Each session is
+// recorded in the sessionstore, touched on use (sliding TTL), closed after
+// the TTL without requests, and deleted from the store when it ends.
+//
+// The body is read and checked here before the SDK sees it, so malformed
+// JSON gets a JSON-RPC parse error (-32700), an oversized body 413, and a
+// wrong Content-Type or Accept header 415 or 406.
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpgw/gateway/sessionstore"
+)
+
+const (
+	headerSessionID       = "Mcp-Session-Id"
+	headerProtocolVersion = "Mcp-Protocol-Version"
+	version20250618       = "2025-06-18"
+	version20260728       = "2026-07-28"
+)
+
+func (g *Gateway) serveMCP(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodPost:
+		g.postMCP(w, r)
+	case http.MethodGet:
+		g.getMCP(w, r)
+	case http.MethodDelete:
+		g.deleteMCP(w, r)
+	default:
+		w.Header().Set("Allow", "GET, POST, DELETE")
+		writeRPCError(w, http.StatusMethodNotAllowed, jsonrpc.CodeInvalidRequest, "method not allowed")
+	}
+}
+
+func (g *Gateway) postMCP(w http.ResponseWriter, r *http.Request) {
+	if mediaType(r.Header.Get("Content-Type")) != "application/json" {
+		writeRPCError(w, http.StatusUnsupportedMediaType, jsonrpc.CodeInvalidRequest, "Content-Type must be application/json")
+		return
+	}
+	if jsonOK, streamOK := accepts(r.Header.Values("Accept")); !jsonOK || !streamOK {
+		writeRPCError(w, http.StatusNotAcceptable, jsonrpc.CodeInvalidRequest, "Accept must list application/json and text/event-stream")
+		return
+	}
+	version := r.Header.Get(headerProtocolVersion)
+	if version != "" && !slices.Contains(mcp.SupportedProtocolVersions(), version) {
+		writeRPCError(w, http.StatusBadRequest, jsonrpc.CodeInvalidRequest,
+			fmt.Sprintf("unsupported MCP-Protocol-Version %q (supported: %v)", version, mcp.SupportedProtocolVersions()))
+		return
+	}
+	msgs, isBatch, ok := readMessages(w, r)
+	if !ok {
+		return
+	}
+	if isBatch && version >= version20250618 {
+		writeRPCError(w, http.StatusBadRequest, jsonrpc.CodeInvalidRequest, "JSON-RPC batches are not allowed from 2025-06-18 on")
+		return
+	}
+
+	if sid := r.Header.Get(headerSessionID); sid != "" {
+		ls := g.sessions.lookup(r.Context(), sid)
+		if ls == nil {
+			writeRPCError(w, http.StatusNotFound, jsonrpc.CodeInvalidRequest, "session not found; initialize a new session")
+			return
+		}
+		ls.serve(w, r)
+		return
+	}
+	if isStateless(version, msgs) {
+		sw, stop := withKeepAlive(w, g.opts.KeepAlive)
+		defer stop()
+		g.stateless.ServeHTTP(sw, r)
+		return
+	}
+	if !hasMethod(msgs, "initialize") {
+		writeRPCError(w, http.StatusBadRequest, jsonrpc.CodeInvalidRequest, "Mcp-Session-Id header is required; send initialize first to open a session")
+		return
+	}
+	g.sessions.open(w, r)
+}
+
+// readMessages reads and checks a POST body, restoring it for the SDK. It
+// writes the error response itself and returns ok=false on failure.
+func readMessages(w http.ResponseWriter, r *http.Request) (msgs []jsonrpc.Message, isBatch, ok bool) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeRPCError(w, http.StatusRequestEntityTooLarge, jsonrpc.CodeInvalidRequest, fmt.Sprintf("request body exceeds %d bytes", mbe.Limit))
+		} else {
+			writeRPCError(w, http.StatusBadRequest, jsonrpc.CodeInvalidRequest, "could not read request body")
+		}
+		return nil, false, false
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	body = bytes.TrimSpace(body)
+	if !json.Valid(body) {
+		writeRPCError(w, http.StatusBadRequest, jsonrpc.CodeParseError, "parse error: body is not valid JSON")
+		return nil, false, false
+	}
+	var raws []json.RawMessage
+	if len(body) > 0 && body[0] == '[' {
+		isBatch = true
+		if err := json.Unmarshal(body, &raws); err != nil || len(raws) == 0 {
+			writeRPCError(w, http.StatusBadRequest, jsonrpc.CodeInvalidRequest, "invalid request: empty batch")
+			return nil, false, false
+		}
+	} else {
+		raws = []json.RawMessage{body}
+	}
+	for _, raw := range raws {
+		msg, err := jsonrpc.DecodeMessage(raw)
+		if err != nil {
+			writeRPCError(w, http.StatusBadRequest, jsonrpc.CodeInvalidRequest, "invalid request: not a JSON-RPC 2.0 message")
+			return nil, false, false
+		}
+		msgs = append(msgs, msg)
+	}
+	return msgs, isBatch, true
+}
+
+// isStateless reports whether a request without session header speaks the
+// 2026-07-28 revision.
+func isStateless(version string, msgs []jsonrpc.Message) bool {
+	if version >= version20260728 {
+		return true
+	}
+	for _, msg := range msgs {
+		req, ok := msg.(*jsonrpc.Request)
+		if !ok {
+			continue
+		}
+		if req.Method == "server/discover" {
+			return true
+		}
+		var p struct {
+			Meta map[string]json.RawMessage `json:"_meta"`
+		}
+		if len(req.Params) > 0 && json.Unmarshal(req.Params, &p) == nil {
+			if _, ok := p.Meta[mcp.MetaKeyProtocolVersion]; ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func hasMethod(msgs []jsonrpc.Message, method string) bool {
+	for _, msg := range msgs {
+		if req, ok := msg.(*jsonrpc.Request); ok && req.Method == method {
+			return true
+		}
+	}
+	return false
+}
+
+func (g *Gateway) getMCP(w http.ResponseWriter, r *http.Request) {
+	if _, streamOK := accepts(r.Header.Values("Accept")); !streamOK {
+		writeRPCError(w, http.StatusNotAcceptable, jsonrpc.CodeInvalidRequest, "Accept must list text/event-stream")
+		return
+	}
+	sid := r.Header.Get(headerSessionID)
+	if sid == "" {
+		// Stateless (2026-07-28) clients have no standalone stream.
+		w.Header().Set("Allow", "POST, DELETE")
+		writeRPCError(w, http.StatusMethodNotAllowed, jsonrpc.CodeInvalidRequest, "GET needs an Mcp-Session-Id header")
+		return
+	}
+	ls := g.sessions.lookup(r.Context(), sid)
+	if ls == nil {
+		writeRPCError(w, http.StatusNotFound, jsonrpc.CodeInvalidRequest, "session not found; initialize a new session")
+		return
+	}
+	ls.serve(w, r)
+}
+
+func (g *Gateway) deleteMCP(w http.ResponseWriter, r *http.Request) {
+	sid := r.Header.Get(headerSessionID)
+	if sid == "" {
+		writeRPCError(w, http.StatusBadRequest, jsonrpc.CodeInvalidRequest, "DELETE needs an Mcp-Session-Id header")
+		return
+	}
+	ls := g.sessions.lookup(r.Context(), sid)
+	if ls == nil {
+		writeRPCError(w, http.StatusNotFound, jsonrpc.CodeInvalidRequest, "session not found")
+		return
+	}
+	ls.close()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// sessions tracks the live sessionful sessions of this replica (Streamable
+// HTTP and legacy SSE).
+type sessions struct {
+	g       *Gateway
+	ttl     time.Duration
+	watches sync.WaitGroup // one per live session
+
+	mu     sync.Mutex // guards the fields below
+	live   map[string]*liveSession
+	closed bool
+}
+
+type liveSession struct {
+	s          *sessions
+	id         string
+	streamable *mcp.StreamableServerTransport // nil for SSE sessions
+	sse        *mcp.SSEServerTransport        // nil for Streamable HTTP sessions
+
+	ended chan struct{} // closed when the session has ended
+
+	mu      sync.Mutex         // guards the fields below
+	session *mcp.ServerSession // nil until connected
+	closing bool               // close was called
+	active  int                // requests in flight; the idle timer runs at zero
+	idle    *time.Timer
+}
+
+func newSessions(g *Gateway) *sessions {
+	return &sessions{g: g, ttl: g.cfg.SessionStore.TTL.Duration, live: map[string]*liveSession{}}
+}
+
+// open serves an initialize request on a new session.
+func (s *sessions) open(w http.ResponseWriter, r *http.Request) {
+	t := &mcp.StreamableServerTransport{SessionID: rand.Text()}
+	ls, err := s.connect(r.Context(), t.SessionID, t, "streamable")
+	if err != nil {
+		writeRPCError(w, http.StatusServiceUnavailable, jsonrpc.CodeInternalError, "gateway is shutting down")
+		return
+	}
+	ls.serve(w, r)
+	if ls.session.InitializeParams() == nil {
+		// The handshake failed; the client never learned this session.
+		ls.session.Close()
+		return
+	}
+	rec, err := s.g.store.Get(r.Context(), ls.id)
+	if err == nil {
+		rec.ProtocolVersion = ls.session.InitializeParams().ProtocolVersion
+		if state, err := json.Marshal(ls.session.InitializeParams()); err == nil {
+			rec.State = state
+		}
+		s.g.store.Update(r.Context(), rec, s.ttl)
+	}
+}
+
+// connect registers a session and connects the front door's server over
+// t. The session is findable before the handshake starts: an SSE client
+// may POST to the endpoint the moment the stream names it.
+func (s *sessions) connect(ctx context.Context, id string, t mcp.Transport, kind string) (*liveSession, error) {
+	ls := &liveSession{s: s, id: id, ended: make(chan struct{})}
+	switch t := t.(type) {
+	case *mcp.StreamableServerTransport:
+		ls.streamable = t
+	case *mcp.SSEServerTransport:
+		ls.sse = t
+	}
+	ls.idle = time.AfterFunc(s.ttl, ls.close)
+	now := time.Now()
+	if err := s.g.store.Create(ctx, &sessionstore.Record{ID: id, Transport: kind, Owner: "local", CreatedAt: now, UpdatedAt: now}, s.ttl); err != nil {
+		s.g.log.LogAttrs(ctx, slog.LevelWarn, "recording session failed", slog.Any("err", err))
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		s.forget(ls)
+		return nil, errClosed
+	}
+	s.live[id] = ls
+	s.watches.Add(1)
+	s.mu.Unlock()
+
+	ss, err := s.g.server.Connect(ctx, t, nil)
+	if err != nil {
+		s.forget(ls)
+		s.watches.Done()
+		return nil, err
+	}
+	ls.mu.Lock()
+	ls.session = ss
+	closing := ls.closing
+	ls.mu.Unlock()
+	if closing {
+		ss.Close()
+	}
+	go func() {
+		defer s.watches.Done()
+		ss.Wait()
+		close(ls.ended)
+		s.forget(ls)
+	}()
+	return ls, nil
+}
+
+// forget drops an ended session from the table and the store.
+func (s *sessions) forget(ls *liveSession) {
+	ls.mu.Lock()
+	ls.idle.Stop()
+	ls.mu.Unlock()
+	s.mu.Lock()
+	if s.live[ls.id] == ls {
+		delete(s.live, ls.id)
+	}
+	s.mu.Unlock()
+	if err := s.g.store.Delete(context.Background(), ls.id); err != nil {
+		s.g.log.LogAttrs(context.Background(), slog.LevelWarn, "deleting session record failed", slog.Any("err", err))
+	}
+}
+
+// close ends the session, now or, if it is still connecting, as soon as it
+// has connected.
+func (ls *liveSession) close() {
+	ls.mu.Lock()
+	ls.closing = true
+	ss := ls.session
+	ls.mu.Unlock()
+	if ss != nil {
+		ss.Close()
+	}
+}
+
+// lookup returns the live session with id, or nil. A session that this
+// replica does not hold is unknown (404) even if the store has it.
+func (s *sessions) lookup(ctx context.Context, id string) *liveSession {
+	s.mu.Lock()
+	ls := s.live[id]
+	s.mu.Unlock()
+	if ls == nil {
+		return nil
+	}
+	if err := s.g.store.Touch(ctx, id, s.ttl); err != nil && !errors.Is(err, sessionstore.ErrNotFound) {
+		s.g.log.LogAttrs(ctx, slog.LevelWarn, "touching session record failed", slog.Any("err", err))
+	}
+	return ls
+}
+
+// serve hands one HTTP request to the session's transport, pausing the idle
+// timer while it runs.
+func (ls *liveSession) serve(w http.ResponseWriter, r *http.Request) {
+	ls.begin()
+	defer ls.end()
+	sw, stop := withKeepAlive(w, ls.s.g.opts.KeepAlive)
+	defer stop()
+	if ls.streamable != nil {
+		ls.streamable.ServeHTTP(sw, r)
+	} else {
+		ls.sse.ServeHTTP(sw, r)
+	}
+}
+
+// begin and end bracket activity on the session; the idle timer runs only
+// while none is in progress.
+func (ls *liveSession) begin() {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	ls.active++
+	ls.idle.Stop()
+}
+
+func (ls *liveSession) end() {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	ls.active--
+	if ls.active == 0 {
+		ls.idle.Reset(ls.s.ttl)
+	}
+}
+
+// closeAll ends every session and waits until they are gone. New sessions
+// are refused from then on.
+func (s *sessions) closeAll() {
+	s.mu.Lock()
+	s.closed = true
+	all := make([]*liveSession, 0, len(s.live))
+	for _, ls := range s.live {
+		all = append(all, ls)
+	}
+	s.mu.Unlock()
+	for _, ls := range all {
+		ls.close()
+	}
+	s.watches.Wait()
+}
+
+// count returns the number of live sessions.
+func (s *sessions) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.live)
+}

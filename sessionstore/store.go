@@ -1,0 +1,111 @@
+// Package sessionstore keeps the records of the gateway's client sessions:
+// who owns a session, which transport and protocol version it speaks, the
+// SDK's session state, and the session ids it holds with each upstream. The
+// package knows nothing of MCP; it stores a [Record]'s fields as opaque data.
+//
+// [Memory] keeps records in process, for a single replica. Other
+// implementations (a shared Redis store, so that any replica can resume a
+// session) satisfy the same [Store] contract, which one test suite checks
+// against every implementation.
+//
+// # Expiry
+//
+// A record lives for a ttl without use. Create, Update and Touch (re)start
+// that ttl; Get does not, so reading a record never keeps it alive. Once the
+// ttl has run out the record is gone for good: Get, Update and Touch report
+// [ErrNotFound], and only Create can store a record with that id again.
+//
+// # Guarantees
+//
+// Every Store:
+//   - is safe for concurrent use;
+//   - copies records in and out: after Create or Update the caller may reuse
+//     its Record, and a Record returned by Get shares no slice, map or
+//     State bytes with the store or with other callers;
+//   - creates atomically: of concurrent Creates with one id, exactly one
+//     succeeds and the others get [ErrExists];
+//   - rejects an empty id, a nil record and a ttl <= 0 with an error that is
+//     neither ErrNotFound nor ErrExists, and stores nothing;
+//   - fills a zero CreatedAt or UpdatedAt on Create with its clock, and sets
+//     UpdatedAt on Update and Touch; the caller's Record is never modified;
+//   - fails every call but Close once closed; Close is idempotent.
+//
+// A store may return nil for an empty slice or map, may drop a time's
+// monotonic reading and location (compare times with [time.Time.Equal]),
+// and may round a ttl up to its own resolution (Redis: milliseconds).
+package sessionstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ErrNotFound reports that there is no live record with the given id: it
+// never existed, was deleted, or expired.
+var ErrNotFound = errors.New("sessionstore: session not found")
+
+// ErrExists reports a Create with an id that is live already.
+var ErrExists = errors.New("sessionstore: session exists")
+
+// Store keeps session records, each expiring after a ttl without use. See the
+// package documentation for the guarantees every implementation gives.
+type Store interface {
+	// Create stores a new record that expires after ttl without use.
+	// It returns ErrExists if a live record has rec.ID; an expired one is
+	// replaced.
+	Create(ctx context.Context, rec *Record, ttl time.Duration) error
+
+	// Get returns a copy of the live record with the given id, which the
+	// caller may mutate freely, or ErrNotFound. It does not restart the ttl.
+	Get(ctx context.Context, id string) (*Record, error)
+
+	// Update replaces the live record with id rec.ID, sets its UpdatedAt and
+	// restarts its ttl. It returns ErrNotFound if that record is not live:
+	// an expired or deleted record is never resurrected.
+	Update(ctx context.Context, rec *Record, ttl time.Duration) error
+
+	// Touch restarts the ttl of the live record with the given id (sliding
+	// expiry) and sets its UpdatedAt, or returns ErrNotFound.
+	Touch(ctx context.Context, id string, ttl time.Duration) error
+
+	// Delete removes the record with the given id. Deleting a missing
+	// record is not an error.
+	Delete(ctx context.Context, id string) error
+
+	// Close releases the store's resources. It is idempotent.
+	Close() error
+}
+
+// errClosed is returned by every method of a closed store but Close. Callers
+// have no reason to branch on it, so it is not exported.
+var errClosed = errors.New("sessionstore: store closed")
+
+// checkID rejects the empty id, which no session can have.
+func checkID(id string) error {
+	if id == "" {
+		return errors.New("sessionstore: empty session id")
+	}
+	return nil
+}
+
+// checkTTL rejects a ttl <= 0: it would store a record that is expired
+// already, which is always a caller's mistake.
+func checkTTL(ttl time.Duration) error {
+	if ttl <= 0 {
+		return fmt.Errorf("sessionstore: ttl must be positive, got %v", ttl)
+	}
+	return nil
+}
+
+// checkWrite validates the arguments of Create and Update.
+func checkWrite(rec *Record, ttl time.Duration) error {
+	if rec == nil {
+		return errors.New("sessionstore: nil record")
+	}
+	if err := checkID(rec.ID); err != nil {
+		return err
+	}
+	return checkTTL(ttl)
+}
