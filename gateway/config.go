@@ -276,19 +276,28 @@ func ParseConfig(data []byte, dir string, lookupEnv func(string) (string, bool))
 	// Node.Decode works on the original tree, so type errors carry the
 	// original line numbers.
 	cfg := new(Config)
-	if err := root.Decode(cfg); err != nil {
-		problems = append(problems, decodeProblems(err)...)
+	decodeErr := root.Decode(cfg)
+	if decodeErr != nil {
+		problems = append(problems, decodeProblems(decodeErr)...)
+	}
+	if len(problems) == 0 {
+		if err := checkStrict(root); err != nil {
+			problems = decodeProblems(err)
+		}
+	}
+	// A config that decoded (even with unset variables or unknown keys) is
+	// validated too, so that one run reports every problem. A half-decoded
+	// one is not: its gaps would only add noise.
+	if decodeErr == nil {
+		cfg.Dir = dir
+		cfg.ApplyDefaults()
+		var verr *ConfigError
+		if err := cfg.Validate(); errors.As(err, &verr) {
+			problems = append(problems, verr.Problems...)
+		}
 	}
 	if len(problems) > 0 {
 		return nil, &ConfigError{Problems: problems}
-	}
-	if err := checkStrict(root); err != nil {
-		return nil, &ConfigError{Problems: decodeProblems(err)}
-	}
-	cfg.Dir = dir
-	cfg.ApplyDefaults()
-	if err := cfg.Validate(); err != nil {
-		return nil, err
 	}
 	return cfg, nil
 }

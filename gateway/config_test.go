@@ -237,7 +237,8 @@ upstreams:
   - name: demo
     transport: stdio
     comand: ./demo
-`, nil, []string{`line 5: unknown key "comand" in upstream (did you mean "command"?)`}},
+`, nil, []string{`line 5: unknown key "comand" in upstream (did you mean "command"?)`,
+			`upstreams[0] "demo": command is required when transport is "stdio"`}},
 		{"camel case", "maxBodyBytes: 1" + oneStdio, nil,
 			[]string{`line 1: unknown key "maxBodyBytes" in config (did you mean "max_body_bytes"?)`}},
 		{"unrelated key lists valid keys", "log: {colour: red}" + oneStdio, nil,
@@ -247,7 +248,8 @@ upstreams:
 		{"unknown key in merged map", `
 upstreams:
   - <<: {name: a, transport: stdio, comand: x}
-`, nil, []string{`line 3: unknown key "comand" in upstream (did you mean "command"?)`}},
+`, nil, []string{`line 3: unknown key "comand" in upstream (did you mean "command"?)`,
+			`upstreams[0] "a": command is required when transport is "stdio"`}},
 		{"unknown key reached through alias", `
 namespace: &n {separator: "__", bogus: 1}
 session_store: *n
@@ -305,7 +307,8 @@ upstreams:
     transport: sse
     url: http://h/
     headers: {"X Y": "${NOPE}"}
-`, nil, []string{`upstreams[0].headers["X Y"]: environment variable NOPE is not set; export it or write ${NOPE:-default}`}},
+`, nil, []string{`upstreams[0].headers["X Y"]: environment variable NOPE is not set; export it or write ${NOPE:-default}`,
+			"upstreams[0] \"r\": header name \"X Y\" is not a valid HTTP header name (letters, digits and !#$%&'*+-.^_`|~)"}},
 
 		// Validation of top-level fields.
 		{"listen not host:port", "listen: localhost" + oneStdio, nil,
@@ -546,6 +549,7 @@ upstreams:
 		"upstreams[0].env.B: environment variable UNSET_B is not set; export it or write ${UNSET_B:-default}",
 		`line 2: unknown key "listn" in config (did you mean "listen"?)`,
 		`line 6: unknown key "comand" in upstream (did you mean "command"?)`,
+		`upstreams[0] "a": command is required when transport is "stdio"`,
 	}
 	if got := problemsOf(t, err); !reflect.DeepEqual(got, want) {
 		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -757,6 +761,7 @@ func TestLoadConfig(t *testing.T) {
 	want := []string{
 		`line 12: unknown key "comand" in upstream (did you mean "command"?)`,
 		`line 19: unknown key "timeuot" in upstream (did you mean "timeout"?)`,
+		`upstreams[1] "other": command is required when transport is "stdio"`,
 	}
 	if got := problemsOf(t, err); !reflect.DeepEqual(got, want) {
 		t.Errorf("LoadConfig(invalid.yaml) problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

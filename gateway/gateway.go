@@ -111,8 +111,11 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 	}
 
 	impl := &mcp.Implementation{Name: "mcp-gateway", Title: "MCP Gateway", Version: g.opts.Version}
+	// The SDK logs session ids at info level; the gateway's log must not
+	// carry them, so the SDK gets warnings and errors only.
+	sdkLog := slog.New(minLevel{g.log.Handler(), slog.LevelWarn})
 	g.server = mcp.NewServer(impl, &mcp.ServerOptions{
-		Logger:   g.log,
+		Logger:   sdkLog,
 		PageSize: g.opts.PageSize,
 		Capabilities: &mcp.ServerCapabilities{
 			Tools:       &mcp.ToolCapabilities{ListChanged: true},
@@ -184,7 +187,7 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 	getServer := func(*http.Request) *mcp.Server { return g.server }
 	g.stateless = mcp.NewStreamableHTTPHandler(getServer, &mcp.StreamableHTTPOptions{
 		Stateless:                    true,
-		Logger:                       g.log,
+		Logger:                       sdkLog,
 		MaxRequestBodyBytes:          cfg.MaxBodyBytes,
 		PropagateRequestCancellation: true,
 		// The gateway's own middleware checks Host and Origin for every path.
@@ -264,3 +267,21 @@ func hostIsLoopback(hostport string) bool {
 }
 
 var errClosed = errors.New("gateway closed")
+
+// minLevel drops records below its level.
+type minLevel struct {
+	slog.Handler
+	level slog.Level
+}
+
+func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.level && h.Handler.Enabled(ctx, l)
+}
+
+func (h minLevel) WithAttrs(as []slog.Attr) slog.Handler {
+	return minLevel{h.Handler.WithAttrs(as), h.level}
+}
+
+func (h minLevel) WithGroup(name string) slog.Handler {
+	return minLevel{h.Handler.WithGroup(name), h.level}
+}
