@@ -659,8 +659,8 @@ func TestFilterAllows(t *testing.T) {
 		{Filter{Include: []string{"[ab]x"}}, "cx", false},
 		{Filter{Include: []string{"file:///docs/*"}}, "file:///docs/a.md", true},
 		// path.Match: "*" stops at "/".
-		{Filter{Include: []string{"file:///docs/*"}}, "file:///docs/sub/a.md", false},
-		{Filter{Include: []string{"*"}}, "file:///a", false},
+		{Filter{Include: []string{"file:///docs/*"}}, "file:///docs/sub/a.md", true}, // "*" spans "/" in URIs
+		{Filter{Include: []string{"*"}}, "file:///a", true},
 		// An invalid glob matches nothing (Validate rejects it first).
 		{Filter{Include: []string{"[a"}}, "a", false},
 		{Filter{Exclude: []string{"[a"}}, "a", true},
