@@ -658,8 +658,8 @@ func TestFilterAllows(t *testing.T) {
 		{Filter{Include: []string{"a?c"}}, "abc", true},
 		{Filter{Include: []string{"[ab]x"}}, "cx", false},
 		{Filter{Include: []string{"file:///docs/*"}}, "file:///docs/a.md", true},
-		// path.Match: "*" stops at "/".
-		{Filter{Include: []string{"file:///docs/*"}}, "file:///docs/sub/a.md", true}, // "*" spans "/" in URIs
+		// Unlike path.Match, "*" spans "/", so URI globs cover subpaths.
+		{Filter{Include: []string{"file:///docs/*"}}, "file:///docs/sub/a.md", true},
 		{Filter{Include: []string{"*"}}, "file:///a", true},
 		// An invalid glob matches nothing (Validate rejects it first).
 		{Filter{Include: []string{"[a"}}, "a", false},
