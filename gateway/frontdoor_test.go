@@ -5,11 +5,17 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/mcpgw/gateway/sessionstore"
 )
 
 type rpcErrorBody struct {
@@ -140,6 +146,10 @@ func TestSessionLifecycleOverHTTP(t *testing.T) {
 	if n := tg.g.sessions.count(); n != 1 {
 		t.Errorf("live sessions = %d, want 1", n)
 	}
+	rec, err := tg.g.store.Get(context.Background(), sid)
+	if err != nil || rec.Transport != "streamable" || rec.ProtocolVersion != "2025-11-25" {
+		t.Errorf("store record = %+v, %v; want a streamable 2025-11-25 session", rec, err)
+	}
 	resp, _ = doRequest(t, "DELETE", tg.mcpURL(), "", map[string]string{"Mcp-Session-Id": sid})
 	if resp.StatusCode != 204 {
 		t.Errorf("DELETE: status %d, want 204", resp.StatusCode)
@@ -148,4 +158,61 @@ func TestSessionLifecycleOverHTTP(t *testing.T) {
 	if resp.StatusCode != 404 {
 		t.Errorf("ping after DELETE: status %d, want 404", resp.StatusCode)
 	}
+	waitGone(t, tg.g, sid)
+}
+
+// waitGone waits until the session has ended and left the store.
+func waitGone(t *testing.T, g *Gateway, sid string) {
+	t.Helper()
+	g.sessions.mu.Lock()
+	ls := g.sessions.live[sid]
+	g.sessions.mu.Unlock()
+	if ls != nil {
+		select {
+		case <-ls.ended:
+		case <-time.After(waitTimeout):
+			t.Fatalf("session %s did not end", sid)
+		}
+	}
+	if _, err := g.store.Get(context.Background(), sid); !errors.Is(err, sessionstore.ErrNotFound) {
+		t.Fatalf("store still has session %s: %v", sid, err)
+	}
+}
+
+// A session that sees no request for the idle timeout ends; its id is then
+// unknown.
+func TestIdleSessionExpires(t *testing.T) {
+	tg := startGateway(t, []UpstreamConfig{demoUpstream("demo")}, func(_ *Config, o *Options) { o.idleTimeout = 100 * time.Millisecond })
+	resp, data := doRequest(t, "POST", tg.mcpURL(), initBody, jsonHeaders)
+	if resp.StatusCode != 200 {
+		t.Fatalf("initialize: status %d, body %s", resp.StatusCode, data)
+	}
+	sid := resp.Header.Get("Mcp-Session-Id")
+	waitGone(t, tg.g, sid)
+	resp, _ = doRequest(t, "POST", tg.mcpURL(), `{"jsonrpc":"2.0","id":2,"method":"ping"}`, with(jsonHeaders, "Mcp-Session-Id", sid))
+	if resp.StatusCode != 404 {
+		t.Errorf("ping on an expired session: status %d, want 404", resp.StatusCode)
+	}
+}
+
+// FuzzReadMessages: any body gets a verdict, never a panic; accepted bodies
+// are JSON-RPC messages.
+func FuzzReadMessages(f *testing.F) {
+	for _, s := range []string{initBody, `[` + initBody + `]`, `[]`, `{`, `{"jsonrpc":"2.0","method":"x"}`, `null`, `[1,2]`, "\x00", `{"jsonrpc":"2.0","id":{},"method":"x"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r := httptest.NewRequest("POST", "/mcp", bytes.NewReader(body))
+		w := httptest.NewRecorder()
+		msgs, _, ok := readMessages(w, r)
+		if ok == (w.Code != http.StatusOK) || (ok && len(msgs) == 0) {
+			t.Fatalf("readMessages(%q) = %d messages, ok=%v, status %d", body, len(msgs), ok, w.Code)
+		}
+		if !ok {
+			var e rpcErrorBody
+			if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil || e.Error.Code == 0 {
+				t.Fatalf("readMessages(%q) error body %q is not a JSON-RPC error", body, w.Body.Bytes())
+			}
+		}
+	})
 }

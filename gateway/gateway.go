@@ -47,6 +47,9 @@ type Options struct {
 	KeepAlive time.Duration
 	// PageSize is the most entries a list result holds. If zero, 1000.
 	PageSize int
+	// idleTimeout, if set, replaces session_store.ttl as the idle timeout of
+	// sessions; tests use it, since the config requires at least a minute.
+	idleTimeout time.Duration
 	// Upstream tunes every upstream connection (backoff, stop grace, ...).
 	// Logger, OnChange and ClientInfo are set by the gateway.
 	Upstream upstream.Options

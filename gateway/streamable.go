@@ -248,7 +248,11 @@ type liveSession struct {
 }
 
 func newSessions(g *Gateway) *sessions {
-	return &sessions{g: g, ttl: g.cfg.SessionStore.TTL.Duration, live: map[string]*liveSession{}}
+	ttl := g.cfg.SessionStore.TTL.Duration
+	if g.opts.idleTimeout > 0 {
+		ttl = g.opts.idleTimeout
+	}
+	return &sessions{g: g, ttl: ttl, live: map[string]*liveSession{}}
 }
 
 // open serves an initialize request on a new session.
@@ -317,8 +321,8 @@ func (s *sessions) connect(ctx context.Context, id string, t mcp.Transport, kind
 	go func() {
 		defer s.watches.Done()
 		ss.Wait()
-		close(ls.ended)
 		s.forget(ls)
+		close(ls.ended)
 	}()
 	return ls, nil
 }
