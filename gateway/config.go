@@ -120,8 +120,8 @@ type UpstreamConfig struct {
 	Timeout Duration `yaml:"timeout"`
 }
 
-// Filter selects names by glob (path.Match syntax). Note that in path.Match
-// "*" does not match "/", which matters for resource URIs.
+// Filter selects names by glob: path.Match syntax, except that "*" also
+// matches "/", so that globs over resource URIs cover whole subtrees.
 type Filter struct {
 	// Include lists the globs a name must match one of. If empty, every name
 	// is included.
