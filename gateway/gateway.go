@@ -208,6 +208,11 @@ func (g *Gateway) Start() {
 	}
 }
 
+// CloseSessions ends every client session, ending their event streams, and
+// refuses new ones. An http.Server's Shutdown waits for open streams, so
+// call this from RegisterOnShutdown; Close later stops the upstreams.
+func (g *Gateway) CloseSessions() { g.sessions.closeAll() }
+
 // Close ends every client session and stops every upstream (and child
 // process), returning when they are gone. It is idempotent.
 func (g *Gateway) Close() error {

@@ -150,8 +150,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	// Shutdown waits for active requests; event streams only end when their
-	// sessions do, so end those first.
-	srv.RegisterOnShutdown(func() { g.Close() })
+	// sessions do, so end those first. Upstreams stop after the requests
+	// in flight have drained.
+	srv.RegisterOnShutdown(g.CloseSessions)
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
