@@ -38,9 +38,20 @@ func (g *Gateway) toolHandler(r route) mcp.ToolHandler {
 		ctx, cancel := context.WithTimeout(ctx, r.m.timeout)
 		defer cancel()
 		params := &mcp.CallToolParams{Meta: upstreamMeta(req.Params.Meta), Name: r.name, Arguments: req.Params.Arguments}
+		var upTok string
+		if tok := req.Params.GetProgressToken(); tok != nil && req.Session != nil {
+			var forget func()
+			upTok, forget = g.progress.add(progressTarget{ctx: ctx, session: req.Session, token: tok})
+			defer forget()
+			params.Meta = withProgressToken(params.Meta, upTok)
+		}
 		res, err := session.CallTool(ctx, params)
 		if err != nil {
 			return nil, g.upstreamError(ctx, r.m, "tools/call", err)
+		}
+		if upTok != "" {
+			// Progress sent before the result goes out before it.
+			r.m.up.WaitProgress(ctx, upTok)
 		}
 		r.m.rewriteContent(res.Content)
 		return res, nil

@@ -68,6 +68,9 @@ type Gateway struct {
 	store    sessionstore.Store
 	ownStore bool
 
+	progress progressRoutes
+	subs     *subscriptions
+
 	stateless *mcp.StreamableHTTPHandler
 	sessions  *sessions
 	baseURL   *url.URL // public base URL, for advertised endpoints; may be nil
@@ -123,12 +126,19 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 		Capabilities: &mcp.ServerCapabilities{
 			Tools:       &mcp.ToolCapabilities{ListChanged: true},
 			Prompts:     &mcp.PromptCapabilities{ListChanged: true},
-			Resources:   &mcp.ResourceCapabilities{ListChanged: true},
+			Resources:   &mcp.ResourceCapabilities{ListChanged: true, Subscribe: true},
 			Logging:     &mcp.LoggingCapabilities{},
 			Completions: &mcp.CompletionCapabilities{},
 		},
 		CompletionHandler: g.complete,
+		SubscribeHandler: func(ctx context.Context, req *mcp.SubscribeRequest) error {
+			return g.subs.subscribe(ctx, req)
+		},
+		UnsubscribeHandler: func(ctx context.Context, req *mcp.UnsubscribeRequest) error {
+			return g.subs.unsubscribe(ctx, req)
+		},
 	})
+	g.subs = newSubscriptions(g)
 	// resources/read is routed by the gateway itself, so that URIs that no
 	// list names (resource links in tool results, template expansions) reach
 	// their upstream too.
@@ -157,12 +167,17 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 	})
 
 	g.prefixes = map[string]*mount{}
-	uopts := g.opts.Upstream
-	uopts.Logger = g.log
-	uopts.ClientInfo = impl
-	uopts.OnChange = func() { g.catalog.rebuild() }
 	for _, uc := range cfg.Upstreams {
 		m := &mount{name: uc.Name, prefix: uc.PublicPrefix(), cfg: uc, timeout: uc.Timeout.Duration}
+		uopts := g.opts.Upstream
+		uopts.Logger = g.log
+		uopts.ClientInfo = impl
+		uopts.OnChange = func() {
+			g.catalog.rebuild()
+			g.subs.resubscribe(m)
+		}
+		uopts.OnProgress = func(_ context.Context, p *mcp.ProgressNotificationParams) { g.progress.relay(p) }
+		uopts.OnResourceUpdated = func(ctx context.Context, p *mcp.ResourceUpdatedNotificationParams) { g.subs.updated(ctx, m, p) }
 		m.up = upstream.New(upstream.Config{
 			Name:      uc.Name,
 			Transport: uc.Transport,

@@ -327,11 +327,16 @@ func (s *sessions) connect(ctx context.Context, id string, t mcp.Transport, kind
 	return ls, nil
 }
 
-// forget drops an ended session from the table and the store.
+// forget drops an ended session from the table, the store and its
+// resource subscriptions.
 func (s *sessions) forget(ls *liveSession) {
 	ls.mu.Lock()
 	ls.idle.Stop()
+	ss := ls.session
 	ls.mu.Unlock()
+	if ss != nil {
+		s.g.subs.sessionEnded(ss)
+	}
 	s.mu.Lock()
 	if s.live[ls.id] == ls {
 		delete(s.live, ls.id)

@@ -72,6 +72,11 @@ type Options struct {
 	// OnChange is called, from the supervisor goroutine, after the catalog or
 	// the connection state changed. It must not block for long.
 	OnChange func()
+	// OnProgress and OnResourceUpdated receive the upstream's progress and
+	// resource-updated notifications. Either may be nil. They run on the
+	// connection's reader and must not block for long.
+	OnProgress        func(context.Context, *mcp.ProgressNotificationParams)
+	OnResourceUpdated func(context.Context, *mcp.ResourceUpdatedNotificationParams)
 	// MinBackoff is the first reconnect delay. If zero, 250ms.
 	MinBackoff time.Duration
 	// MaxBackoff caps the reconnect delay. If zero, 30s.
@@ -123,7 +128,8 @@ type Upstream struct {
 	opts Options
 	log  *slog.Logger
 
-	refresh chan struct{} // list_changed seen; buffered 1, coalescing
+	refresh  chan struct{} // list_changed seen; buffered 1, coalescing
+	progress progressWatch
 
 	// lifetime of the supervisor, detached from Start's caller.
 	ctx    context.Context
@@ -328,6 +334,19 @@ func (u *Upstream) connect() (*mcp.ClientSession, Catalog, int, error) {
 		ToolListChangedHandler:     func(context.Context, *mcp.ToolListChangedRequest) { u.Refresh() },
 		PromptListChangedHandler:   func(context.Context, *mcp.PromptListChangedRequest) { u.Refresh() },
 		ResourceListChangedHandler: func(context.Context, *mcp.ResourceListChangedRequest) { u.Refresh() },
+		ProgressNotificationHandler: func(ctx context.Context, req *mcp.ProgressNotificationClientRequest) {
+			if u.opts.OnProgress != nil {
+				u.opts.OnProgress(ctx, req.Params)
+			}
+			if tok, ok := req.Params.ProgressToken.(string); ok {
+				u.progress.done(tok)
+			}
+		},
+		ResourceUpdatedHandler: func(ctx context.Context, req *mcp.ResourceUpdatedNotificationRequest) {
+			if u.opts.OnResourceUpdated != nil {
+				u.opts.OnResourceUpdated(ctx, req.Params)
+			}
+		},
 	})
 	ctx, cancel := context.WithTimeout(u.ctx, u.cfg.Timeout)
 	defer cancel()
@@ -362,7 +381,7 @@ func (u *Upstream) transport() (mcp.Transport, error) {
 		if err != nil {
 			return nil, fmt.Errorf("starting %q: %w", u.cfg.Command, err)
 		}
-		return &mcp.IOTransport{Reader: p.stdout, Writer: stdinCloser{p}}, nil
+		return &mcp.IOTransport{Reader: &lineObserver{r: p.stdout, fn: u.progress.observeLine}, Writer: stdinCloser{p}}, nil
 	case TransportSSE:
 		return &mcp.SSEClientTransport{Endpoint: u.cfg.URL, HTTPClient: u.httpClient()}, nil
 	case TransportStreamableHTTP:
@@ -373,15 +392,15 @@ func (u *Upstream) transport() (mcp.Transport, error) {
 }
 
 func (u *Upstream) httpClient() *http.Client {
-	if len(u.cfg.Headers) == 0 {
-		return u.opts.HTTPClient
-	}
 	c := *u.opts.HTTPClient
 	base := c.Transport
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	c.Transport = &headerTransport{base: base, headers: u.cfg.Headers}
+	if len(u.cfg.Headers) > 0 {
+		base = &headerTransport{base: base, headers: u.cfg.Headers}
+	}
+	c.Transport = &observingTransport{base: base, fn: u.progress.observeLine}
 	return &c
 }
 

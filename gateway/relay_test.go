@@ -1,0 +1,195 @@
+package gateway
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// progressClient connects a client that records the progress it receives.
+func progressClient(t *testing.T, url, transport, version string, got chan<- *mcp.ProgressNotificationParams) *mcp.ClientSession {
+	t.Helper()
+	c := mcp.NewClient(&mcp.Implementation{Name: "progress-client", Version: "1"}, &mcp.ClientOptions{
+		ProgressNotificationHandler: func(_ context.Context, req *mcp.ProgressNotificationClientRequest) {
+			got <- req.Params
+		},
+	})
+	var tr mcp.Transport = &mcp.StreamableClientTransport{Endpoint: url}
+	if transport == "sse" {
+		tr = &mcp.SSEClientTransport{Endpoint: url}
+	}
+	cs, err := c.Connect(context.Background(), tr, &mcp.ClientSessionOptions{ProtocolVersion: version})
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(func() { cs.Close() })
+	return cs
+}
+
+// Progress reaches the client that asked for it, with its own token, in
+// order, even when several clients use the same token at once over one
+// shared upstream connection.
+func TestProgressRelayedToItsCaller(t *testing.T) {
+	tg := startGateway(t, []UpstreamConfig{demoUpstream("demo")})
+	connect(t, tg.mcpURL(), "streamable", "2025-11-25").waitTools(t, "demo up", hasAll("demo__slow_count"))
+
+	clients := []struct{ transport, url, version string }{
+		{"streamable", tg.mcpURL(), "2025-11-25"},
+		{"streamable", tg.mcpURL(), "2025-11-25"},
+		{"streamable", tg.mcpURL(), "2026-07-28"},
+		{"sse", tg.sseURL(), "2024-11-05"},
+	}
+	const steps = 5
+	var wg sync.WaitGroup
+	for i, c := range clients {
+		got := make(chan *mcp.ProgressNotificationParams, 100)
+		cs := progressClient(t, c.url, c.transport, c.version, got)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			params := &mcp.CallToolParams{Name: "demo__slow_count", Arguments: map[string]any{"n": steps, "delay_ms": 10}}
+			params.SetProgressToken("same-token")
+			if _, err := cs.CallTool(context.Background(), params); err != nil {
+				t.Errorf("client %d (%s %s): call failed: %v", i, c.transport, c.version, err)
+				return
+			}
+			// The SDK client hands notifications to a handler goroutine,
+			// so they may surface after CallTool returned: wait for them.
+			var seen []float64
+			timeout := time.After(waitTimeout)
+			for len(seen) < steps {
+				var p *mcp.ProgressNotificationParams
+				select {
+				case p = <-got:
+				case <-timeout:
+					t.Errorf("client %d (%s %s): got %d progress notifications %v, want %d", i, c.transport, c.version, len(seen), seen, steps)
+					return
+				}
+				if p.ProgressToken != "same-token" {
+					t.Errorf("client %d: progress token %v, want same-token", i, p.ProgressToken)
+				}
+				seen = append(seen, p.Progress)
+			}
+			for j := 1; j < len(seen); j++ {
+				if seen[j] <= seen[j-1] {
+					t.Errorf("client %d: progress out of order: %v", i, seen)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// watchServer offers two subscribable resources and a tool that reports
+// one of them updated. It counts upstream subscribe calls.
+func watchServer(subs *atomic.Int32) *mcp.Server {
+	var s *mcp.Server
+	s = mcp.NewServer(&mcp.Implementation{Name: "watch", Version: "1"}, &mcp.ServerOptions{
+		SubscribeHandler:   func(context.Context, *mcp.SubscribeRequest) error { subs.Add(1); return nil },
+		UnsubscribeHandler: func(context.Context, *mcp.UnsubscribeRequest) error { subs.Add(-1); return nil },
+	})
+	for _, uri := range []string{"file:///a.txt", "file:///b.txt"} {
+		s.AddResource(&mcp.Resource{URI: uri, Name: uri}, func(_ context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+			return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: req.Params.URI, Text: "x"}}}, nil
+		})
+	}
+	type in struct {
+		URI string `json:"uri"`
+	}
+	mcp.AddTool(s, &mcp.Tool{Name: "touch"}, func(ctx context.Context, _ *mcp.CallToolRequest, in in) (*mcp.CallToolResult, any, error) {
+		s.ResourceUpdated(ctx, &mcp.ResourceUpdatedNotificationParams{URI: in.URI})
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "touched"}}}, nil, nil
+	})
+	return s
+}
+
+// resources/updated reaches the subscribed sessions only, under the public
+// URI; the upstream sees one subscription per URI however many clients
+// subscribe, and it is released when the last one leaves.
+func TestResourceSubscriptions(t *testing.T) {
+	var upstreamSubs atomic.Int32
+	url := startSDKServer(t, watchServer(&upstreamSubs), false)
+	tg := startGateway(t, []UpstreamConfig{{Name: "w", Transport: TransportStreamableHTTP, URL: url}})
+	connect(t, tg.mcpURL(), "streamable", "2025-11-25").waitTools(t, "w up", hasAll("w__touch"))
+
+	type client struct {
+		cs      *mcp.ClientSession
+		updates chan string
+	}
+	newClient := func() client {
+		updates := make(chan string, 10)
+		c := mcp.NewClient(&mcp.Implementation{Name: "sub", Version: "1"}, &mcp.ClientOptions{
+			ResourceUpdatedHandler: func(_ context.Context, req *mcp.ResourceUpdatedNotificationRequest) { updates <- req.Params.URI },
+		})
+		cs, err := c.Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: tg.mcpURL()}, &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cs.Close() })
+		return client{cs, updates}
+	}
+	ctx := context.Background()
+	a, b, a2 := newClient(), newClient(), newClient()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(a.cs.Subscribe(ctx, &mcp.SubscribeParams{URI: "w+file:///a.txt"}))
+	must(a2.cs.Subscribe(ctx, &mcp.SubscribeParams{URI: "w+file:///a.txt"}))
+	must(b.cs.Subscribe(ctx, &mcp.SubscribeParams{URI: "w+file:///b.txt"}))
+	if n := upstreamSubs.Load(); n != 2 {
+		t.Errorf("upstream subscriptions = %d, want 2 (one per URI)", n)
+	}
+
+	callText(t, a.cs, "w__touch", map[string]any{"uri": "file:///a.txt"})
+	callText(t, a.cs, "w__touch", map[string]any{"uri": "file:///b.txt"})
+	for _, c := range []struct {
+		name string
+		cl   client
+		want string
+	}{{"a", a, "w+file:///a.txt"}, {"a2", a2, "w+file:///a.txt"}, {"b", b, "w+file:///b.txt"}} {
+		select {
+		case got := <-c.cl.updates:
+			if got != c.want {
+				t.Errorf("client %s got an update for %q, want %q", c.name, got, c.want)
+			}
+		case <-time.After(waitTimeout):
+			t.Fatalf("client %s got no update", c.name)
+		}
+	}
+
+	must(a.cs.Unsubscribe(ctx, &mcp.UnsubscribeParams{URI: "w+file:///a.txt"}))
+	if n := upstreamSubs.Load(); n != 2 {
+		t.Errorf("after one of two unsubscribed: upstream subscriptions = %d, want 2", n)
+	}
+	must(a2.cs.Unsubscribe(ctx, &mcp.UnsubscribeParams{URI: "w+file:///a.txt"}))
+	if n := upstreamSubs.Load(); n != 1 {
+		t.Errorf("after both unsubscribed: upstream subscriptions = %d, want 1", n)
+	}
+	// A session that ends releases its subscriptions.
+	b.cs.Close()
+	deadline := time.Now().Add(waitTimeout)
+	for upstreamSubs.Load() != 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := upstreamSubs.Load(); n != 0 {
+		t.Errorf("after the last subscriber's session ended: upstream subscriptions = %d, want 0", n)
+	}
+	for name, ch := range map[string]chan string{"a": a.updates, "a2": a2.updates, "b": b.updates} {
+		if len(ch) > 0 {
+			t.Errorf("client %s got an update it did not subscribe to: %q", name, <-ch)
+		}
+	}
+
+	_, err := a.cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: "w+file:///a.txt"})
+	must(err)
+	if err := a.cs.Subscribe(ctx, &mcp.SubscribeParams{URI: "nowhere://x"}); rpcCode(err) != CodeResourceNotFound {
+		t.Errorf("subscribe to an unknown URI: error %v, want code %d", err, CodeResourceNotFound)
+	}
+}
