@@ -193,3 +193,56 @@ func TestResourceSubscriptions(t *testing.T) {
 		t.Errorf("subscribe to an unknown URI: error %v, want code %d", err, CodeResourceNotFound)
 	}
 }
+
+// blockServer's tool "block" runs until its context ends, reporting start
+// and cancellation.
+func blockServer(started, cancelled chan<- struct{}) *mcp.Server {
+	s := mcp.NewServer(&mcp.Implementation{Name: "block", Version: "1"}, nil)
+	s.AddTool(&mcp.Tool{Name: "block", InputSchema: map[string]any{"type": "object"}}, func(ctx context.Context, _ *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		started <- struct{}{}
+		<-ctx.Done()
+		cancelled <- struct{}{}
+		return nil, ctx.Err()
+	})
+	return s
+}
+
+// A client that cancels a call stops it upstream, on every transport and
+// revision: notifications/cancelled for 2025-era sessions and SSE, a closed
+// stream for 2026-07-28.
+func TestCancellationReachesUpstream(t *testing.T) {
+	started, cancelled := make(chan struct{}, 1), make(chan struct{}, 1)
+	url := startSDKServer(t, blockServer(started, cancelled), false)
+	tg := startGateway(t, []UpstreamConfig{{Name: "b", Transport: TransportStreamableHTTP, URL: url}})
+	connect(t, tg.mcpURL(), "streamable", "2025-11-25").waitTools(t, "b up", hasAll("b__block"))
+
+	for _, c := range []struct{ name, transport, url, version string }{
+		{"streamable 2025-11-25", "streamable", tg.mcpURL(), "2025-11-25"},
+		{"stateless 2026-07-28", "streamable", tg.mcpURL(), "2026-07-28"},
+		{"sse", "sse", tg.sseURL(), "2024-11-05"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cs := connect(t, c.url, c.transport, c.version)
+			ctx, cancel := context.WithCancel(context.Background())
+			errc := make(chan error, 1)
+			go func() {
+				_, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "b__block"})
+				errc <- err
+			}()
+			select {
+			case <-started:
+			case <-time.After(waitTimeout):
+				t.Fatal("the call never reached the upstream")
+			}
+			cancel()
+			select {
+			case <-cancelled:
+			case <-time.After(waitTimeout):
+				t.Fatal("the upstream call was not cancelled")
+			}
+			if err := <-errc; err == nil {
+				t.Error("the cancelled call returned no error")
+			}
+		})
+	}
+}
