@@ -396,6 +396,22 @@ func (c *catalog) resolveURI(public string, prefixes map[string]*mount) (route, 
 	return route{}, false
 }
 
+// offers reports whether the SDK's server can route a read of uri itself:
+// it is a listed resource or matches a public template.
+func (c *catalog) offers(uri string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.resources[uri]; ok {
+		return true
+	}
+	for _, e := range c.templates {
+		if e.match.Regexp().MatchString(uri) {
+			return true
+		}
+	}
+	return false
+}
+
 // counts reports the number of public entries, for logs and health.
 func (c *catalog) counts() (tools, prompts, resources, templates int) {
 	c.mu.Lock()

@@ -15,6 +15,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -87,7 +88,7 @@ func (g *Gateway) readResource(ctx context.Context, req *mcp.ReadResourceRequest
 	notFound := resourceNotFoundCode(req.Session)
 	r, ok := g.catalog.resolveURI(uri, g.prefixes)
 	if !ok {
-		return nil, &jsonrpc.Error{Code: notFound, Message: fmt.Sprintf("resource %q not found", uri)}
+		return nil, resourceNotFound(notFound, uri)
 	}
 	session, err := r.m.up.Session()
 	if err != nil {
@@ -100,7 +101,7 @@ func (g *Gateway) readResource(ctx context.Context, req *mcp.ReadResourceRequest
 		var werr *jsonrpc.Error
 		if errors.As(err, &werr) && isResourceNotFound(werr) {
 			// Say it in the client's revision, with the URI it asked for.
-			return nil, &jsonrpc.Error{Code: notFound, Message: fmt.Sprintf("resource %q not found", uri)}
+			return nil, resourceNotFound(notFound, uri)
 		}
 		return nil, g.upstreamError(ctx, r.m, "resources/read", err)
 	}
@@ -187,6 +188,13 @@ func resourceNotFoundCode(ss *mcp.ServerSession) int64 {
 		}
 	}
 	return jsonrpc.CodeInvalidParams
+}
+
+// resourceNotFound is the error for an unknown resource, with the URI in its
+// data as the spec recommends.
+func resourceNotFound(code int64, uri string) *jsonrpc.Error {
+	data, _ := json.Marshal(map[string]string{"uri": uri})
+	return &jsonrpc.Error{Code: code, Message: fmt.Sprintf("resource %q not found", uri), Data: data}
 }
 
 // isResourceNotFound recognizes an upstream's "resource not found" in

@@ -146,7 +146,11 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
 			switch req := req.(type) {
 			case *mcp.ReadResourceRequest:
-				if req.Params != nil {
+				// Listed resources and template matches take the SDK's
+				// path (which also stamps 2026-07-28 result fields); other
+				// public URIs, such as links in tool results, are routed
+				// here.
+				if req.Params != nil && !g.catalog.offers(req.Params.URI) {
 					return g.readResource(ctx, req)
 				}
 			case *mcp.CallToolRequest:

@@ -74,11 +74,6 @@ func (g *Gateway) postMCP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	version := r.Header.Get(headerProtocolVersion)
-	if version != "" && !slices.Contains(mcp.SupportedProtocolVersions(), version) {
-		writeRPCError(w, http.StatusBadRequest, jsonrpc.CodeInvalidRequest,
-			fmt.Sprintf("unsupported MCP-Protocol-Version %q (supported: %v)", version, mcp.SupportedProtocolVersions()))
-		return
-	}
 	msgs, isBatch, ok := readMessages(w, r)
 	if !ok {
 		return
@@ -88,19 +83,27 @@ func (g *Gateway) postMCP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	if sid := r.Header.Get(headerSessionID); sid != "" {
+	sid := r.Header.Get(headerSessionID)
+	if sid == "" && isStateless(version, msgs) {
+		// The SDK's stateless handler answers version problems itself, in
+		// the 2026-07-28 form (-32022 with the supported versions).
+		sw, stop := withKeepAlive(w, g.opts.KeepAlive)
+		defer stop()
+		g.stateless.ServeHTTP(sw, r)
+		return
+	}
+	if version != "" && !slices.Contains(mcp.SupportedProtocolVersions(), version) {
+		writeRPCError(w, http.StatusBadRequest, jsonrpc.CodeInvalidRequest,
+			fmt.Sprintf("unsupported MCP-Protocol-Version %q (supported: %v)", version, mcp.SupportedProtocolVersions()))
+		return
+	}
+	if sid != "" {
 		ls := g.sessions.lookup(r.Context(), sid)
 		if ls == nil {
 			writeRPCError(w, http.StatusNotFound, jsonrpc.CodeInvalidRequest, "session not found; initialize a new session")
 			return
 		}
 		ls.serve(w, r)
-		return
-	}
-	if isStateless(version, msgs) {
-		sw, stop := withKeepAlive(w, g.opts.KeepAlive)
-		defer stop()
-		g.stateless.ServeHTTP(sw, r)
 		return
 	}
 	if !hasMethod(msgs, "initialize") {

@@ -10,12 +10,10 @@ package gateway
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
-	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -42,7 +40,7 @@ func (s *subscriptions) subscribe(ctx context.Context, req *mcp.SubscribeRequest
 	uri := req.Params.URI
 	r, ok := s.g.catalog.resolveURI(uri, s.g.prefixes)
 	if !ok {
-		return &jsonrpc.Error{Code: resourceNotFoundCode(req.Session), Message: fmt.Sprintf("resource %q not found", uri)}
+		return resourceNotFound(resourceNotFoundCode(req.Session), uri)
 	}
 	s.mu.Lock()
 	if s.bySession[req.Session][uri] == r {
