@@ -18,6 +18,7 @@ package upstream
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -41,8 +42,10 @@ type process struct {
 	grace  time.Duration
 	log    *slog.Logger
 
-	exited  chan struct{} // closed once cmd.Wait has returned
-	waitErr error         // set before exited is closed
+	exited     chan struct{} // closed once cmd.Wait has returned
+	waitErr    error         // set before exited is closed
+	stderr     *os.File      // read end of the child's stderr
+	stderrDone chan struct{} // closed once logStderr has returned
 
 	stopOnce sync.Once
 	stopErr  error
@@ -86,6 +89,9 @@ func startProcess(cfg Config, passEnv []string, grace time.Duration, log *slog.L
 		grace:  grace,
 		log:    log,
 		exited: make(chan struct{}),
+
+		stderr:     errR,
+		stderrDone: make(chan struct{}),
 	}
 	go p.logStderr(errR)
 	go func() {
@@ -98,7 +104,9 @@ func startProcess(cfg Config, passEnv []string, grace time.Duration, log *slog.L
 // childEnv builds the explicit environment of a child: the named variables
 // of the gateway's own environment, then the configured ones (which win).
 func childEnv(passEnv []string, env map[string]string) []string {
-	var out []string
+	// Never nil: exec.Cmd gives a child with a nil Env the gateway's whole
+	// environment.
+	out := make([]string, 0, len(passEnv)+len(env))
 	for _, k := range passEnv {
 		if _, set := env[k]; set {
 			continue
@@ -119,22 +127,32 @@ func childEnv(passEnv []string, env map[string]string) []string {
 }
 
 func (p *process) logStderr(r *os.File) {
+	defer close(p.stderrDone)
 	defer r.Close()
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 4096), maxStderrLine)
+	br := bufio.NewReaderSize(r, maxStderrLine)
 	for {
-		for sc.Scan() {
-			p.log.LogAttrs(context.Background(), slog.LevelInfo, "upstream stderr",
-				slog.String("upstream", p.name), slog.String("line", sc.Text()))
+		line, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			// A line longer than the limit: note it, skip the rest of it
+			// and keep reading.
+			p.log.LogAttrs(context.Background(), slog.LevelWarn, "upstream stderr line too long",
+				slog.String("upstream", p.name), slog.Int("limit", maxStderrLine))
+			for errors.Is(err, bufio.ErrBufferFull) {
+				_, err = br.ReadSlice('\n')
+			}
+			if err != nil {
+				return
+			}
+			continue
 		}
-		if !errors.Is(sc.Err(), bufio.ErrTooLong) {
+		line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
+		if len(line) > 0 || err == nil {
+			p.log.LogAttrs(context.Background(), slog.LevelInfo, "upstream stderr",
+				slog.String("upstream", p.name), slog.String("line", string(line)))
+		}
+		if err != nil {
 			return
 		}
-		// A line longer than the limit: note it and keep reading.
-		p.log.LogAttrs(context.Background(), slog.LevelWarn, "upstream stderr line too long",
-			slog.String("upstream", p.name), slog.Int("limit", maxStderrLine))
-		sc = bufio.NewScanner(r)
-		sc.Buffer(make([]byte, 0, 4096), maxStderrLine)
 	}
 }
 
@@ -146,6 +164,7 @@ func (p *process) stop() error {
 }
 
 func (p *process) stopStaged() error {
+	defer p.drainStderr()
 	p.stdin.Close()
 	if p.waitFor(p.grace) {
 		p.killGroup(syscall.SIGKILL) // children it left behind
@@ -163,6 +182,22 @@ func (p *process) stopStaged() error {
 	p.killGroup(syscall.SIGKILL)
 	<-p.exited
 	return nil
+}
+
+// drainStderr waits until the child's last stderr lines are logged, so that
+// none is logged after stop returns. The pipe ends when the last process
+// holding it (the whole group is dead by now) exits; one that left the group
+// gets a grace period, then its stderr is cut off.
+func (p *process) drainStderr() {
+	t := time.NewTimer(p.grace)
+	defer t.Stop()
+	select {
+	case <-p.stderrDone:
+		return
+	case <-t.C:
+	}
+	p.stderr.Close() // ends the blocked read
+	<-p.stderrDone
 }
 
 func (p *process) waitFor(d time.Duration) bool {

@@ -208,12 +208,12 @@ func (u *Upstream) Start() {
 func (u *Upstream) Close() error {
 	u.cancel()
 	u.mu.Lock()
-	started := u.started
-	u.started = true // a later Start must not launch anything
-	u.mu.Unlock()
-	if started {
-		<-u.done
+	if !u.started {
+		u.started = true // a later Start must not launch anything
+		close(u.done)    // and there is no supervisor to wait for
 	}
+	u.mu.Unlock()
+	<-u.done
 	u.mu.Lock()
 	if u.status.State != StateClosed {
 		u.status = Status{State: StateClosed, Since: time.Now(), Restarts: u.status.Restarts}
@@ -263,7 +263,10 @@ func (u *Upstream) supervise() {
 	defer close(u.done)
 	attempt := 0
 	for {
-		session, cat, pid, err := u.connect()
+		// Each connection has a context of its own: it outlives the
+		// handshake and ends once the session is over.
+		life, end := context.WithCancel(u.ctx)
+		session, cat, pid, err := u.connect(life, end)
 		if err == nil {
 			u.setUp(session, cat, pid)
 			u.log.LogAttrs(u.ctx, slog.LevelInfo, "upstream connected",
@@ -271,6 +274,7 @@ func (u *Upstream) supervise() {
 				slog.Int("resources", len(cat.Resources)), slog.Int("templates", len(cat.Templates)))
 			err = u.serve(session)
 			session.Close()
+			end()
 			if u.ctx.Err() != nil {
 				u.setDown(nil)
 				return
@@ -282,6 +286,7 @@ func (u *Upstream) supervise() {
 			}
 			u.log.LogAttrs(u.ctx, slog.LevelWarn, "upstream disconnected", slog.Any("err", err))
 		} else {
+			end()
 			if u.ctx.Err() != nil {
 				u.setDown(nil)
 				return
@@ -319,8 +324,9 @@ func min64(a, b int64) int64 {
 	return b
 }
 
-// connect opens a session and reads the whole catalog.
-func (u *Upstream) connect() (*mcp.ClientSession, Catalog, int, error) {
+// connect opens a session and reads the whole catalog. The connection lives
+// in life; end ends life.
+func (u *Upstream) connect(life context.Context, end context.CancelFunc) (*mcp.ClientSession, Catalog, int, error) {
 	transport, err := u.transport()
 	if err != nil {
 		return nil, Catalog{}, 0, err
@@ -351,8 +357,8 @@ func (u *Upstream) connect() (*mcp.ClientSession, Catalog, int, error) {
 	ctx, cancel := context.WithTimeout(u.ctx, u.cfg.Timeout)
 	defer cancel()
 	// The handshake is bounded by ctx; the connection itself (for SSE, the
-	// hanging GET) lives as long as the upstream.
-	lived := lifetimeTransport{transport, u.ctx}
+	// hanging GET) lives in life, until the session is over.
+	lived := lifetimeTransport{Transport: transport, ctx: life, cancel: end}
 	session, err := client.Connect(ctx, lived, &mcp.ClientSessionOptions{ProtocolVersion: u.cfg.ProtocolVersion})
 	if err != nil {
 		// A child that died during the handshake says more than the
@@ -408,11 +414,23 @@ func (u *Upstream) httpClient() *http.Client {
 // rather than the caller's, which bounds only the handshake.
 type lifetimeTransport struct {
 	mcp.Transport
-	ctx context.Context
+	ctx    context.Context    // the connection's lifetime
+	cancel context.CancelFunc // ends ctx
 }
 
-func (t lifetimeTransport) Connect(context.Context) (mcp.Connection, error) {
-	return t.Transport.Connect(t.ctx)
+// Connect gives up, ending t.ctx, if the handshake's ctx ends first: an SSE
+// server that accepts the GET and never sends its endpoint must not hold the
+// supervisor past Config.Timeout.
+func (t lifetimeTransport) Connect(ctx context.Context) (mcp.Connection, error) {
+	stop := context.AfterFunc(ctx, t.cancel)
+	conn, err := t.Transport.Connect(t.ctx)
+	if !stop() { // ctx ended during Connect, and t.ctx with it
+		if err == nil {
+			conn.Close()
+		}
+		return nil, ctx.Err()
+	}
+	return conn, err
 }
 
 // headerTransport adds the upstream's static headers to every request.
@@ -548,8 +566,12 @@ func (u *Upstream) setDown(err error) {
 	if err == nil && u.ctx.Err() != nil {
 		state = StateClosed
 	}
-	if u.status.State != state || err != nil {
+	switch {
+	case u.status.State != state:
 		u.status = Status{State: state, Since: time.Now(), LastError: err, Restarts: u.status.Restarts}
+	case err != nil:
+		// Still down, for a new reason; but down since the first failure.
+		u.status.LastError = err
 	}
 	u.mu.Unlock()
 	if wasUp {
