@@ -118,7 +118,19 @@ type UpstreamConfig struct {
 
 	// Timeout bounds each call. If zero, 30s.
 	Timeout Duration `yaml:"timeout"`
+
+	// Sharing is how client sessions use the upstream: SharingShared (one
+	// connection per replica, multiplexed) or SharingPerSession (one
+	// connection per client session, carrying that client's capabilities:
+	// sampling, elicitation, roots, logging). If empty, SharingShared.
+	Sharing string `yaml:"sharing"`
 }
+
+// Sharing modes.
+const (
+	SharingShared     = "shared"
+	SharingPerSession = "per-session"
+)
 
 // Filter selects names by glob: path.Match syntax, except that "*" also
 // matches "/", so that globs over resource URIs cover whole subtrees.
@@ -828,6 +840,9 @@ func (c *Config) ApplyDefaults() {
 		c.Namespace.MaxNameLength = defaultMaxNameLength
 	}
 	for i := range c.Upstreams {
+		if c.Upstreams[i].Sharing == "" {
+			c.Upstreams[i].Sharing = SharingShared
+		}
 		if c.Upstreams[i].Timeout.Duration == 0 {
 			c.Upstreams[i].Timeout.Duration = defaultTimeout
 		}
@@ -1144,6 +1159,9 @@ func validateUpstream(p *problemList, u *UpstreamConfig, at string) {
 	}
 	if u.Timeout.Duration <= 0 || u.Timeout.Duration > time.Hour {
 		p.add("%s: timeout %s is out of range; use more than 0 and at most 1h (default 30s)", at, u.Timeout.Duration)
+	}
+	if u.Sharing != SharingShared && u.Sharing != SharingPerSession {
+		p.add("%s: sharing %q is not one of %s, %s", at, u.Sharing, SharingShared, SharingPerSession)
 	}
 }
 

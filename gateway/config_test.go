@@ -95,7 +95,7 @@ session_store: {type: memory, ttl: 2h}
 			{
 				Name: "demo", Transport: TransportStdio, Command: "./bin/demo",
 				Args: []string{"--stdio", "fast"}, Env: map[string]string{"API_KEY": "k-123"},
-				Cwd: "work", Timeout: Duration{90 * time.Second},
+				Cwd: "work", Timeout: Duration{90 * time.Second}, Sharing: SharingShared,
 			},
 			{
 				Name: "remote", Transport: TransportStreamableHTTP, URL: "http://127.0.0.1:13002/mcp",
@@ -104,11 +104,11 @@ session_store: {type: memory, ttl: 2h}
 				Tools:     Filter{Include: []string{"*"}, Exclude: []string{"dangerous_*"}},
 				Prompts:   Filter{Include: []string{"greet"}},
 				Resources: Filter{Exclude: []string{"file:///secret/*"}},
-				Timeout:   Duration{30 * time.Second},
+				Timeout:   Duration{30 * time.Second}, Sharing: SharingShared,
 			},
 			{
 				Name: "legacy", Transport: TransportSSE, URL: "https://legacy.example.com/sse",
-				Prefix: ptr("old"), Timeout: Duration{30 * time.Second},
+				Prefix: ptr("old"), Timeout: Duration{30 * time.Second}, Sharing: SharingShared,
 			},
 		},
 		SessionStore: SessionStoreConfig{Type: "memory", TTL: Duration{2 * time.Hour}},
@@ -130,7 +130,7 @@ func TestParseConfigDefaults(t *testing.T) {
 		Log:          LogConfig{Level: "info", Format: "text"},
 		Namespace:    NamespaceConfig{Separator: "__", MaxNameLength: 64},
 		Upstreams: []UpstreamConfig{{
-			Name: "demo", Transport: "stdio", Command: "./demo", Timeout: Duration{30 * time.Second},
+			Name: "demo", Transport: "stdio", Command: "./demo", Timeout: Duration{30 * time.Second}, Sharing: SharingShared,
 		}},
 		SessionStore: SessionStoreConfig{Type: "memory", TTL: Duration{30 * time.Minute}},
 		Dir:          "dir",
@@ -243,6 +243,8 @@ upstreams:
 			[]string{`line 1: unknown key "maxBodyBytes" in config (did you mean "max_body_bytes"?)`}},
 		{"unrelated key lists valid keys", "log: {colour: red}" + oneStdio, nil,
 			[]string{`line 1: unknown key "colour" in log (valid keys: format, level)`}},
+		{"bad sharing", oneStdio + "    sharing: sometimes\n", nil,
+			[]string{`upstreams[0] "demo": sharing "sometimes" is not one of shared, per-session`}},
 		{"unknown key in filter", oneStdio + "    tools: {includes: [a]}\n", nil,
 			[]string{`line 6: unknown key "includes" in tools (did you mean "include"?)`}},
 		{"unknown key in merged map", `

@@ -32,12 +32,12 @@ const CodeResourceNotFound = -32002
 
 func (g *Gateway) toolHandler(r route) mcp.ToolHandler {
 	return func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-		session, err := r.m.up.Session()
+		ctx, cancel := context.WithTimeout(ctx, r.m.timeout)
+		defer cancel()
+		session, up, err := g.upstreamFor(ctx, req.Session, r.m)
 		if err != nil {
 			return nil, g.upstreamError(ctx, r.m, "tools/call", err)
 		}
-		ctx, cancel := context.WithTimeout(ctx, r.m.timeout)
-		defer cancel()
 		params := &mcp.CallToolParams{Meta: upstreamMeta(req.Params.Meta), Name: r.name, Arguments: req.Params.Arguments}
 		var upTok string
 		if tok := req.Params.GetProgressToken(); tok != nil && req.Session != nil {
@@ -52,7 +52,7 @@ func (g *Gateway) toolHandler(r route) mcp.ToolHandler {
 		}
 		if upTok != "" {
 			// Progress sent before the result goes out before it.
-			r.m.up.WaitProgress(ctx, upTok)
+			up.WaitProgress(ctx, upTok)
 		}
 		r.m.rewriteContent(res.Content)
 		return res, nil
@@ -61,12 +61,12 @@ func (g *Gateway) toolHandler(r route) mcp.ToolHandler {
 
 func (g *Gateway) promptHandler(r route) mcp.PromptHandler {
 	return func(ctx context.Context, req *mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
-		session, err := r.m.up.Session()
+		ctx, cancel := context.WithTimeout(ctx, r.m.timeout)
+		defer cancel()
+		session, _, err := g.upstreamFor(ctx, req.Session, r.m)
 		if err != nil {
 			return nil, g.upstreamError(ctx, r.m, "prompts/get", err)
 		}
-		ctx, cancel := context.WithTimeout(ctx, r.m.timeout)
-		defer cancel()
 		res, err := session.GetPrompt(ctx, &mcp.GetPromptParams{Meta: upstreamMeta(req.Params.Meta), Name: r.name, Arguments: req.Params.Arguments})
 		if err != nil {
 			return nil, g.upstreamError(ctx, r.m, "prompts/get", err)
@@ -90,12 +90,12 @@ func (g *Gateway) readResource(ctx context.Context, req *mcp.ReadResourceRequest
 	if !ok {
 		return nil, resourceNotFound(notFound, uri)
 	}
-	session, err := r.m.up.Session()
+	ctx, cancel := context.WithTimeout(ctx, r.m.timeout)
+	defer cancel()
+	session, _, err := g.upstreamFor(ctx, req.Session, r.m)
 	if err != nil {
 		return nil, g.upstreamError(ctx, r.m, "resources/read", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, r.m.timeout)
-	defer cancel()
 	res, err := session.ReadResource(ctx, &mcp.ReadResourceParams{Meta: upstreamMeta(req.Params.Meta), URI: r.name})
 	if err != nil {
 		var werr *jsonrpc.Error
@@ -137,12 +137,12 @@ func (g *Gateway) complete(ctx context.Context, req *mcp.CompleteRequest) (*mcp.
 	default:
 		return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf("unknown completion reference type %q", ref.Type)}
 	}
-	session, err := r.m.up.Session()
+	ctx, cancel := context.WithTimeout(ctx, r.m.timeout)
+	defer cancel()
+	session, _, err := g.upstreamFor(ctx, req.Session, r.m)
 	if err != nil {
 		return nil, g.upstreamError(ctx, r.m, "completion/complete", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, r.m.timeout)
-	defer cancel()
 	params := *req.Params
 	params.Meta = upstreamMeta(params.Meta)
 	upRef := *ref

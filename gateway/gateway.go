@@ -60,6 +60,7 @@ type Options struct {
 type Gateway struct {
 	cfg      *Config
 	opts     Options
+	impl     *mcp.Implementation // how the gateway names itself, to clients and upstreams
 	log      *slog.Logger
 	server   *mcp.Server
 	mounts   []*mount
@@ -85,6 +86,22 @@ type mount struct {
 	cfg     UpstreamConfig
 	timeout time.Duration
 	up      *upstream.Upstream
+}
+
+// upstreamConfig is the upstream package's view of m's config.
+func (m *mount) upstreamConfig(cfgDir string) upstream.Config {
+	uc := m.cfg
+	return upstream.Config{
+		Name:      uc.Name,
+		Transport: uc.Transport,
+		Command:   uc.Command,
+		Args:      uc.Args,
+		Env:       uc.Env,
+		Dir:       uc.WorkDir(cfgDir),
+		URL:       uc.URL,
+		Headers:   uc.Headers,
+		Timeout:   uc.Timeout.Duration,
+	}
 }
 
 // New builds a Gateway for a validated config. It starts nothing.
@@ -117,6 +134,7 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 	}
 
 	impl := &mcp.Implementation{Name: "mcp-gateway", Title: "MCP Gateway", Version: g.opts.Version}
+	g.impl = impl
 	// The SDK logs session ids at info level; the gateway's log must not
 	// carry them, so the SDK gets warnings and errors only.
 	sdkLog := slog.New(minLevel{g.log.Handler(), slog.LevelWarn})
@@ -137,6 +155,7 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 		UnsubscribeHandler: func(ctx context.Context, req *mcp.UnsubscribeRequest) error {
 			return g.subs.unsubscribe(ctx, req)
 		},
+		RootsListChangedHandler: g.rootsChanged,
 	})
 	g.subs = newSubscriptions(g)
 	// resources/read is routed by the gateway itself, so that URIs that no
@@ -159,6 +178,12 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 						return nil, g.upstreamError(ctx, m, method, upstream.ErrUnavailable)
 					}
 				}
+			case *mcp.ServerRequest[*mcp.SetLoggingLevelParams]:
+				res, err := next(ctx, method, req)
+				if err == nil && req.Params != nil {
+					g.setLevel(ctx, req.Session, req.Params.Level)
+				}
+				return res, err
 			case *mcp.GetPromptRequest:
 				if req.Params != nil {
 					if m := g.catalog.retired(req.Params.Name, true); m != nil {
@@ -182,17 +207,7 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 		}
 		uopts.OnProgress = func(_ context.Context, p *mcp.ProgressNotificationParams) { g.progress.relay(p) }
 		uopts.OnResourceUpdated = func(ctx context.Context, p *mcp.ResourceUpdatedNotificationParams) { g.subs.updated(ctx, m, p) }
-		m.up = upstream.New(upstream.Config{
-			Name:      uc.Name,
-			Transport: uc.Transport,
-			Command:   uc.Command,
-			Args:      uc.Args,
-			Env:       uc.Env,
-			Dir:       uc.WorkDir(cfg.Dir),
-			URL:       uc.URL,
-			Headers:   uc.Headers,
-			Timeout:   uc.Timeout.Duration,
-		}, &uopts)
+		m.up = upstream.New(m.upstreamConfig(cfg.Dir), &uopts)
 		g.mounts = append(g.mounts, m)
 		if m.prefix != "" {
 			g.prefixes[m.prefix] = m

@@ -41,6 +41,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mcpgw/gateway/sessionstore"
+	"github.com/mcpgw/gateway/upstream"
 )
 
 const (
@@ -230,9 +231,10 @@ type sessions struct {
 	ttl     time.Duration
 	watches sync.WaitGroup // one per live session
 
-	mu     sync.Mutex // guards the fields below
-	live   map[string]*liveSession
-	closed bool
+	mu              sync.Mutex // guards the fields below
+	live            map[string]*liveSession
+	byServerSession map[*mcp.ServerSession]*liveSession
+	closed          bool
 }
 
 type liveSession struct {
@@ -241,13 +243,15 @@ type liveSession struct {
 	streamable *mcp.StreamableServerTransport // nil for SSE sessions
 	sse        *mcp.SSEServerTransport        // nil for Streamable HTTP sessions
 
-	ended chan struct{} // closed when the session has ended
+	ended chan struct{} // closed when the session has ended and is forgotten
 
-	mu      sync.Mutex         // guards the fields below
-	session *mcp.ServerSession // nil until connected
-	closing bool               // close was called
-	active  int                // requests in flight; the idle timer runs at zero
-	idle    *time.Timer
+	mu       sync.Mutex         // guards the fields below
+	session  *mcp.ServerSession // nil until connected
+	closing  bool               // close was called, or the session ended
+	active   int                // requests in flight; the idle timer runs at zero
+	idle     *time.Timer
+	ups      map[*mount]*upstream.Upstream // per-session upstream connections
+	logLevel mcp.LoggingLevel              // as the client set it
 }
 
 func newSessions(g *Gateway) *sessions {
@@ -255,7 +259,7 @@ func newSessions(g *Gateway) *sessions {
 	if g.opts.idleTimeout > 0 {
 		ttl = g.opts.idleTimeout
 	}
-	return &sessions{g: g, ttl: ttl, live: map[string]*liveSession{}}
+	return &sessions{g: g, ttl: ttl, live: map[string]*liveSession{}, byServerSession: map[*mcp.ServerSession]*liveSession{}}
 }
 
 // open serves an initialize request on a new session.
@@ -318,6 +322,9 @@ func (s *sessions) connect(ctx context.Context, id string, t mcp.Transport, kind
 	ls.session = ss
 	closing := ls.closing
 	ls.mu.Unlock()
+	s.mu.Lock()
+	s.byServerSession[ss] = ls
+	s.mu.Unlock()
 	if closing {
 		ss.Close()
 	}
@@ -335,14 +342,19 @@ func (s *sessions) connect(ctx context.Context, id string, t mcp.Transport, kind
 func (s *sessions) forget(ls *liveSession) {
 	ls.mu.Lock()
 	ls.idle.Stop()
+	ls.closing = true
 	ss := ls.session
 	ls.mu.Unlock()
 	if ss != nil {
 		s.g.subs.sessionEnded(ss)
 	}
+	ls.closeUpstreams()
 	s.mu.Lock()
 	if s.live[ls.id] == ls {
 		delete(s.live, ls.id)
+	}
+	if ss != nil && s.byServerSession[ss] == ls {
+		delete(s.byServerSession, ss)
 	}
 	s.mu.Unlock()
 	if err := s.g.store.Delete(context.Background(), ls.id); err != nil {
@@ -423,6 +435,17 @@ func (s *sessions) closeAll() {
 		ls.close()
 	}
 	s.watches.Wait()
+}
+
+// byServer returns the live session of a server session, or nil (for
+// stateless requests).
+func (s *sessions) byServer(ss *mcp.ServerSession) *liveSession {
+	if ss == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.byServerSession[ss]
 }
 
 // count returns the number of live sessions.

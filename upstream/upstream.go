@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -77,6 +78,19 @@ type Options struct {
 	// connection's reader and must not block for long.
 	OnProgress        func(context.Context, *mcp.ProgressNotificationParams)
 	OnResourceUpdated func(context.Context, *mcp.ResourceUpdatedNotificationParams)
+	// OnLog receives the upstream's log messages (notifications/message).
+	// If nil, they are dropped.
+	OnLog func(context.Context, *mcp.LoggingMessageParams)
+
+	// The upstream's requests to its client. Setting a handler declares the
+	// matching capability (sampling, elicitation); a nil handler leaves it
+	// undeclared, so a well-behaved server never asks.
+	CreateMessageHandler func(context.Context, *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error)
+	ElicitationHandler   func(context.Context, *mcp.ElicitRequest) (*mcp.ElicitResult, error)
+	// Roots, if non-nil, declares the roots capability and answers
+	// roots/list with these roots; SetRoots changes them. If nil, no roots
+	// capability is declared: a shared connection has no roots to offer.
+	Roots []*mcp.Root
 	// MinBackoff is the first reconnect delay. If zero, 250ms.
 	MinBackoff time.Duration
 	// MaxBackoff caps the reconnect delay. If zero, 30s.
@@ -138,6 +152,8 @@ type Upstream struct {
 
 	mu        sync.Mutex // guards the fields below
 	started   bool
+	client    *mcp.Client   // of the current or last connection
+	tried     chan struct{} // closed when the first connection attempt has ended
 	session   *mcp.ClientSession
 	catalog   Catalog
 	status    Status
@@ -147,7 +163,7 @@ type Upstream struct {
 
 // New returns an Upstream for cfg. It does nothing until Start.
 func New(cfg Config, opts *Options) *Upstream {
-	u := &Upstream{cfg: cfg, refresh: make(chan struct{}, 1), done: make(chan struct{})}
+	u := &Upstream{cfg: cfg, refresh: make(chan struct{}, 1), done: make(chan struct{}), tried: make(chan struct{})}
 	if opts != nil {
 		u.opts = *opts
 	}
@@ -234,6 +250,42 @@ func (u *Upstream) Session() (*mcp.ClientSession, error) {
 		return nil, fmt.Errorf("upstream %q is %s: %w (last error: %v)", u.cfg.Name, u.status.State, ErrUnavailable, u.status.LastError)
 	}
 	return nil, fmt.Errorf("upstream %q is %s: %w", u.cfg.Name, u.status.State, ErrUnavailable)
+}
+
+// WaitSession is Session, but while the first connection attempt is still
+// under way it waits for it (or for ctx) first.
+func (u *Upstream) WaitSession(ctx context.Context) (*mcp.ClientSession, error) {
+	select {
+	case <-u.tried:
+	case <-u.done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return u.Session()
+}
+
+// SetRoots replaces the roots offered to the upstream (see Options.Roots);
+// a connected upstream is told with notifications/roots/list_changed.
+func (u *Upstream) SetRoots(roots []*mcp.Root) {
+	u.mu.Lock()
+	old := u.opts.Roots
+	u.opts.Roots = roots
+	client := u.client
+	u.mu.Unlock()
+	if client == nil {
+		return
+	}
+	uris := make([]string, len(old))
+	for i, r := range old {
+		uris[i] = r.URI
+	}
+	client.RemoveRoots(uris...)
+	if roots == nil {
+		// The SDK answers roots/list even when roots were not declared;
+		// a server that asks anyway learns that there are none to give.
+		client.AddReceivingMiddleware(refuseRoots)
+	}
+	client.AddRoots(roots...)
 }
 
 // Catalog returns what the upstream offers now; empty while it is down. The
@@ -335,8 +387,23 @@ func (u *Upstream) connect(life context.Context, end context.CancelFunc) (*mcp.C
 	if st, ok := transport.(*mcp.IOTransport); ok {
 		pid = st.Writer.(stdinCloser).p.cmd.Process.Pid
 	}
+	caps := &mcp.ClientCapabilities{}
+	u.mu.Lock()
+	roots := u.opts.Roots
+	u.mu.Unlock()
+	if roots != nil {
+		caps.RootsV2 = &mcp.RootCapabilities{ListChanged: true}
+	}
 	client := mcp.NewClient(u.opts.ClientInfo, &mcp.ClientOptions{
-		Logger:                     u.log,
+		Logger:               u.log,
+		Capabilities:         caps,
+		CreateMessageHandler: u.opts.CreateMessageHandler,
+		ElicitationHandler:   u.opts.ElicitationHandler,
+		LoggingMessageHandler: func(ctx context.Context, req *mcp.LoggingMessageRequest) {
+			if u.opts.OnLog != nil {
+				u.opts.OnLog(ctx, req.Params)
+			}
+		},
 		ToolListChangedHandler:     func(context.Context, *mcp.ToolListChangedRequest) { u.Refresh() },
 		PromptListChangedHandler:   func(context.Context, *mcp.PromptListChangedRequest) { u.Refresh() },
 		ResourceListChangedHandler: func(context.Context, *mcp.ResourceListChangedRequest) { u.Refresh() },
@@ -354,6 +421,15 @@ func (u *Upstream) connect(life context.Context, end context.CancelFunc) (*mcp.C
 			}
 		},
 	})
+	if roots == nil {
+		// The SDK answers roots/list even when roots were not declared;
+		// a server that asks anyway learns that there are none to give.
+		client.AddReceivingMiddleware(refuseRoots)
+	}
+	client.AddRoots(roots...)
+	u.mu.Lock()
+	u.client = client
+	u.mu.Unlock()
 	ctx, cancel := context.WithTimeout(u.ctx, u.cfg.Timeout)
 	defer cancel()
 	// The handshake is bounded by ctx; the connection itself (for SSE, the
@@ -408,6 +484,16 @@ func (u *Upstream) httpClient() *http.Client {
 	}
 	c.Transport = &observingTransport{base: base, fn: u.progress.observeLine}
 	return &c
+}
+
+// refuseRoots answers roots/list with "method not found".
+func refuseRoots(next mcp.MethodHandler) mcp.MethodHandler {
+	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+		if method == "roots/list" {
+			return nil, &jsonrpc.Error{Code: jsonrpc.CodeMethodNotFound, Message: "this client offers no roots"}
+		}
+		return next(ctx, method, req)
+	}
 }
 
 // lifetimeTransport connects its transport with a context of its own
@@ -528,8 +614,18 @@ func (u *Upstream) connectedAt() time.Time {
 	return u.connected
 }
 
+// markTriedLocked records that the first connection attempt has ended.
+func (u *Upstream) markTriedLocked() {
+	select {
+	case <-u.tried:
+	default:
+		close(u.tried)
+	}
+}
+
 func (u *Upstream) setUp(s *mcp.ClientSession, cat Catalog, pid int) {
 	u.mu.Lock()
+	u.markTriedLocked()
 	u.session = s
 	u.catalog = cat
 	restarts := u.status.Restarts
@@ -559,6 +655,7 @@ func (u *Upstream) setCatalog(cat Catalog) {
 // setDown records that the connection is gone; err is why (nil when closing).
 func (u *Upstream) setDown(err error) {
 	u.mu.Lock()
+	u.markTriedLocked()
 	wasUp := u.session != nil || len(u.catalog.Tools)+len(u.catalog.Prompts)+len(u.catalog.Resources)+len(u.catalog.Templates) > 0
 	u.session = nil
 	u.catalog = Catalog{}

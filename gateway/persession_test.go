@@ -1,0 +1,201 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// askServer's tools ask their client for things: sampling, elicitation,
+// roots, and a log message.
+func askServer() *mcp.Server {
+	s := mcp.NewServer(&mcp.Implementation{Name: "ask", Version: "1"}, nil)
+	obj := map[string]any{"type": "object"}
+	text := func(format string, args ...any) *mcp.CallToolResult {
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: fmt.Sprintf(format, args...)}}}
+	}
+	s.AddTool(&mcp.Tool{Name: "sample", InputSchema: obj}, func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		res, err := req.Session.CreateMessage(ctx, &mcp.CreateMessageParams{
+			Messages:  []*mcp.SamplingMessage{{Role: "user", Content: &mcp.TextContent{Text: "hi"}}},
+			MaxTokens: 10,
+		})
+		if err != nil {
+			return text("sampling failed: %v", err), nil
+		}
+		return text("sampled: %s", res.Content.(*mcp.TextContent).Text), nil
+	})
+	s.AddTool(&mcp.Tool{Name: "elicit", InputSchema: obj}, func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		res, err := req.Session.Elicit(ctx, &mcp.ElicitParams{
+			Message:         "who are you?",
+			RequestedSchema: map[string]any{"type": "object", "properties": map[string]any{"name": map[string]any{"type": "string"}}},
+		})
+		if err != nil {
+			return text("elicitation failed: %v", err), nil
+		}
+		return text("%s %v", res.Action, res.Content["name"]), nil
+	})
+	s.AddTool(&mcp.Tool{Name: "roots", InputSchema: obj}, func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		res, err := req.Session.ListRoots(ctx, nil)
+		if err != nil {
+			return text("roots failed: %v", err), nil
+		}
+		var uris []string
+		for _, r := range res.Roots {
+			uris = append(uris, r.URI)
+		}
+		return text("roots: %s", strings.Join(uris, ",")), nil
+	})
+	s.AddTool(&mcp.Tool{Name: "log", InputSchema: obj}, func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		req.Session.Log(ctx, &mcp.LoggingMessageParams{Level: "info", Logger: "ask", Data: "hello"})
+		return text("logged"), nil
+	})
+	return s
+}
+
+type askClient struct {
+	cs   *mcp.ClientSession
+	logs chan string
+}
+
+// newAskClient connects a client named name that answers sampling and
+// elicitation with its name, offers the root file:///name, and records the
+// log messages it gets. bare leaves out every capability.
+func newAskClient(t *testing.T, url, transport, name string, bare bool) *askClient {
+	t.Helper()
+	ac := &askClient{logs: make(chan string, 10)}
+	opts := &mcp.ClientOptions{
+		LoggingMessageHandler: func(_ context.Context, req *mcp.LoggingMessageRequest) { ac.logs <- fmt.Sprint(req.Params.Data) },
+	}
+	if bare {
+		opts.Capabilities = &mcp.ClientCapabilities{}
+	} else {
+		opts.CreateMessageHandler = func(context.Context, *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+			return &mcp.CreateMessageResult{Role: "assistant", Model: "test", Content: &mcp.TextContent{Text: "from " + name}}, nil
+		}
+		opts.ElicitationHandler = func(context.Context, *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+			return &mcp.ElicitResult{Action: "accept", Content: map[string]any{"name": name}}, nil
+		}
+	}
+	c := mcp.NewClient(&mcp.Implementation{Name: name, Version: "1"}, opts)
+	if !bare {
+		c.AddRoots(&mcp.Root{URI: "file:///" + name})
+	}
+	var tr mcp.Transport = &mcp.StreamableClientTransport{Endpoint: url}
+	version := "2025-11-25"
+	if transport == "sse" {
+		tr, version = &mcp.SSEClientTransport{Endpoint: url}, "2024-11-05"
+	}
+	cs, err := c.Connect(context.Background(), tr, &mcp.ClientSessionOptions{ProtocolVersion: version})
+	if err != nil {
+		t.Fatalf("connect %s: %v", name, err)
+	}
+	t.Cleanup(func() { cs.Close() })
+	if err := cs.SetLoggingLevel(context.Background(), &mcp.SetLoggingLevelParams{Level: "info"}); err != nil {
+		t.Fatalf("setLevel: %v", err)
+	}
+	ac.cs = cs
+	return ac
+}
+
+// With sharing: per-session, each client's own connection carries its
+// capabilities: the upstream's sampling, elicitation, roots and log messages
+// reach that client and no other, on every transport; a client without the
+// capability makes the upstream's request fail at once instead of hanging.
+func TestPerSessionRelaysServerRequests(t *testing.T) {
+	url := startSDKServer(t, askServer(), false)
+	tg := startGateway(t, []UpstreamConfig{
+		{Name: "ask", Transport: TransportStreamableHTTP, URL: url, Sharing: SharingPerSession},
+		{Name: "shared", Transport: TransportStreamableHTTP, URL: url},
+	})
+	connect(t, tg.mcpURL(), "streamable", "2025-11-25").waitTools(t, "up", hasAll("ask__sample", "shared__sample"))
+
+	clients := map[string]*askClient{
+		"alice": newAskClient(t, tg.mcpURL(), "streamable", "alice", false),
+		"bob":   newAskClient(t, tg.mcpURL(), "streamable", "bob", false),
+		"carol": newAskClient(t, tg.sseURL(), "sse", "carol", false),
+	}
+	var wg sync.WaitGroup
+	for name, c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for tool, want := range map[string]string{
+				"ask__sample": "sampled: from " + name,
+				"ask__elicit": "accept " + name,
+				"ask__roots":  "roots: file:///" + name,
+				"ask__log":    "logged",
+			} {
+				if got := callText(t, c.cs, tool, nil); got != want {
+					t.Errorf("%s: %s = %q, want %q", name, tool, got, want)
+				}
+			}
+			select {
+			case got := <-c.logs:
+				if got != "hello" {
+					t.Errorf("%s: log message %q, want hello", name, got)
+				}
+			case <-time.After(waitTimeout):
+				t.Errorf("%s: no log message", name)
+			}
+		}()
+	}
+	wg.Wait()
+	for name, c := range clients {
+		if len(c.logs) > 0 {
+			t.Errorf("%s got another client's log message: %q", name, <-c.logs)
+		}
+	}
+
+	// No capability: the upstream's request fails fast.
+	bare := newAskClient(t, tg.mcpURL(), "streamable", "dave", true)
+	for tool, want := range map[string]string{"ask__sample": "sampling failed", "ask__elicit": "elicitation failed", "ask__roots": "roots failed"} {
+		if got := callText(t, bare.cs, tool, nil); !strings.HasPrefix(got, want) {
+			t.Errorf("client without capabilities: %s = %q, want %q...", tool, got, want)
+		}
+	}
+	// A shared connection declares no client capabilities.
+	if got := callText(t, clients["alice"].cs, "shared__sample", nil); !strings.HasPrefix(got, "sampling failed") {
+		t.Errorf("shared__sample = %q, want sampling to fail", got)
+	}
+
+	// Each session's own connections end with the session.
+	tg.g.sessions.mu.Lock()
+	var live []*liveSession
+	for _, ls := range tg.g.sessions.live {
+		live = append(live, ls)
+	}
+	tg.g.sessions.mu.Unlock()
+	var withOwn []*liveSession
+	for _, ls := range live {
+		ls.mu.Lock()
+		if len(ls.ups) > 0 {
+			withOwn = append(withOwn, ls)
+		}
+		ls.mu.Unlock()
+	}
+	if len(withOwn) != 4 {
+		t.Errorf("%d sessions have their own upstream connection, want 4", len(withOwn))
+	}
+	for _, c := range clients {
+		c.cs.Close()
+	}
+	bare.cs.Close()
+	for _, ls := range withOwn {
+		select {
+		case <-ls.ended:
+		case <-time.After(waitTimeout):
+			t.Fatalf("session %s did not end", ls.id)
+		}
+		ls.mu.Lock()
+		n := len(ls.ups)
+		ls.mu.Unlock()
+		if n != 0 {
+			t.Errorf("session %s ended with %d upstream connections open", ls.id, n)
+		}
+	}
+}
