@@ -280,6 +280,9 @@ func (u *Upstream) SetRoots(roots []*mcp.Root) {
 		uris[i] = r.URI
 	}
 	client.RemoveRoots(uris...)
+	if h := u.opts.ElicitationHandler; h != nil {
+		client.AddReceivingMiddleware(relayElicitation(h))
+	}
 	if roots == nil {
 		// The SDK answers roots/list even when roots were not declared;
 		// a server that asks anyway learns that there are none to give.
@@ -421,6 +424,9 @@ func (u *Upstream) connect(life context.Context, end context.CancelFunc) (*mcp.C
 			}
 		},
 	})
+	if h := u.opts.ElicitationHandler; h != nil {
+		client.AddReceivingMiddleware(relayElicitation(h))
+	}
 	if roots == nil {
 		// The SDK answers roots/list even when roots were not declared;
 		// a server that asks anyway learns that there are none to give.
@@ -484,6 +490,21 @@ func (u *Upstream) httpClient() *http.Client {
 	}
 	c.Transport = &observingTransport{base: base, fn: u.progress.observeLine}
 	return &c
+}
+
+// relayElicitation hands elicitation/create to h as it arrived. The SDK's
+// client would first check the requested schema against the subset of JSON
+// Schema it knows, and the answer against the schema, filling in defaults;
+// a relay leaves both to the client at the other end, which owns the form.
+func relayElicitation(h func(context.Context, *mcp.ElicitRequest) (*mcp.ElicitResult, error)) mcp.Middleware {
+	return func(next mcp.MethodHandler) mcp.MethodHandler {
+		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+			if er, ok := req.(*mcp.ElicitRequest); ok && method == "elicitation/create" {
+				return h(ctx, er)
+			}
+			return next(ctx, method, req)
+		}
+	}
 }
 
 // refuseRoots answers roots/list with "method not found".

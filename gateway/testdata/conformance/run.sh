@@ -161,6 +161,9 @@ start_gateway() {
     echo "upstreams:"
     echo "  - name: ref"
     echo "    prefix: \"\""
+    # One upstream connection per client session, carrying the client's
+    # capabilities, so sampling, elicitation, roots and logs can reach it.
+    echo "    sharing: per-session"
     if [[ $kind == http ]]; then
       echo "    transport: streamable-http"
       echo "    url: http://127.0.0.1:$ref_port/mcp"
