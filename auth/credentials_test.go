@@ -1,49 +1,29 @@
 package auth_test
 
 import (
-	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"slices"
-	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/mcpgw/gateway/auth"
+	"github.com/mcpgw/gateway/auth/authtest"
 )
 
 func TestClientCredentials(t *testing.T) {
-	var mu sync.Mutex // guards the variables below
-	var issued int
-	expiresIn := []int{1, 3600} // the first token is about to expire
-	var seen []string           // Authorization headers at the upstream
-	var tokenErrs []string
+	// The provider checks the client's credentials and grants
+	// client_credentials only. The first token is about to expire.
+	p := authtest.NewProvider(t, &authtest.ProviderOptions{
+		Clients:       map[string]string{"gateway-github": "s3cret"},
+		TokenLifetime: time.Second,
+	})
+	var mu sync.Mutex // guards seen
+	var seen []string // Authorization headers at the upstream
 
-	tokenSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		defer mu.Unlock()
-		id, secret, _ := r.BasicAuth()
-		for _, check := range []struct{ what, got, want string }{
-			{"client id", id, "gateway-github"},
-			{"client secret", secret, "s3cret"},
-			{"grant_type", r.PostFormValue("grant_type"), "client_credentials"},
-			{"resource", r.PostFormValue("resource"), "https://example.com/mcp"},
-			{"scope", r.PostFormValue("scope"), "repo:read repo:status"},
-		} {
-			if check.got != check.want {
-				tokenErrs = append(tokenErrs, check.what+" = "+strconv.Quote(check.got)+", want "+strconv.Quote(check.want))
-			}
-		}
-		issued++
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]any{
-			"access_token": "gw-" + strconv.Itoa(issued),
-			"token_type":   "bearer",
-			"expires_in":   expiresIn[min(issued, len(expiresIn))-1],
-		})
-	}))
-	defer tokenSrv.Close()
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -52,14 +32,14 @@ func TestClientCredentials(t *testing.T) {
 	defer upstream.Close()
 
 	client := &http.Client{Transport: auth.ClientCredentials(auth.ClientCredentialsConfig{
-		TokenURL:     tokenSrv.URL,
+		TokenURL:     p.URL(authtest.TokenEndpoint),
 		ClientID:     "gateway-github",
 		ClientSecret: "s3cret",
 		Scopes:       []string{"repo:read", "repo:status"},
 		Resource:     "https://example.com/mcp",
 	}, nil)}
 
-	for range 3 {
+	for i := range 3 {
 		req, _ := http.NewRequest(http.MethodPost, upstream.URL+"/mcp", nil)
 		req.Header.Set("Authorization", "Bearer caller-token")
 		resp, err := client.Do(req)
@@ -70,36 +50,47 @@ func TestClientCredentials(t *testing.T) {
 		if got := req.Header.Get("Authorization"); got != "Bearer caller-token" {
 			t.Errorf("the caller's request was modified: Authorization = %q", got)
 		}
+		if i == 0 {
+			p.SetTokenLifetime(time.Hour)
+		}
 	}
 
 	mu.Lock()
 	defer mu.Unlock()
-	for _, e := range tokenErrs {
-		t.Errorf("token request: %s", e)
+	issued := p.IssuedTokens()
+	for _, tok := range issued {
+		for _, check := range []struct{ what, got, want string }{
+			{"client id", tok.ClientID, "gateway-github"},
+			{"resource", strings.Join(tok.Resource, " "), "https://example.com/mcp"},
+			{"scope", tok.Scope, "repo:read repo:status"},
+		} {
+			if check.got != check.want {
+				t.Errorf("token request: %s = %q, want %q", check.what, check.got, check.want)
+			}
+		}
 	}
-	// gw-1 expires within oauth2's early-refresh window, so the second
-	// request fetches gw-2, which the third reuses.
-	if want := []string{"Bearer gw-1", "Bearer gw-2", "Bearer gw-2"}; !slices.Equal(seen, want) {
+	if n := p.Requests(authtest.TokenEndpoint); n != len(issued) {
+		t.Errorf("token requests = %d, want %d, one per token: Basic authentication must work at once", n, len(issued))
+	}
+	// The first token expires within oauth2's early-refresh window, so the
+	// second request fetches another, which the third reuses.
+	if len(issued) != 2 {
+		t.Fatalf("tokens issued = %d, want 2", len(issued))
+	}
+	first, second := "Bearer "+issued[0].AccessToken, "Bearer "+issued[1].AccessToken
+	if want := []string{first, second, second}; !slices.Equal(seen, want) {
 		t.Errorf("upstream saw Authorization %q, want %q", seen, want)
-	}
-	if issued != 2 {
-		t.Errorf("tokens issued = %d, want 2", issued)
 	}
 }
 
 func TestClientCredentialsTokenFailure(t *testing.T) {
-	tokenSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusUnauthorized)
-		w.Write([]byte(`{"error":"invalid_client"}`))
-	}))
-	defer tokenSrv.Close()
+	p := authtest.NewProvider(t, &authtest.ProviderOptions{Clients: map[string]string{"gw": "right"}})
 	var called atomic.Bool
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { called.Store(true) }))
 	defer upstream.Close()
 
 	client := &http.Client{Transport: auth.ClientCredentials(auth.ClientCredentialsConfig{
-		TokenURL: tokenSrv.URL, ClientID: "gw", ClientSecret: "wrong",
+		TokenURL: p.URL(authtest.TokenEndpoint), ClientID: "gw", ClientSecret: "wrong",
 	}, nil)}
 	req, _ := http.NewRequest(http.MethodGet, upstream.URL, nil)
 	req.Header.Set("Authorization", "Bearer caller-token")
@@ -109,5 +100,8 @@ func TestClientCredentialsTokenFailure(t *testing.T) {
 	}
 	if called.Load() {
 		t.Errorf("the upstream was called without a gateway token")
+	}
+	if p.Requests(authtest.TokenEndpoint) == 0 || len(p.IssuedTokens()) != 0 {
+		t.Errorf("token requests = %d, tokens issued = %d; want some, none", p.Requests(authtest.TokenEndpoint), len(p.IssuedTokens()))
 	}
 }

@@ -2,17 +2,14 @@ package auth_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
-	"net/http/httptest"
-	"net/url"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/mcpgw/gateway/auth"
+	"github.com/mcpgw/gateway/auth/authtest"
 )
 
 const (
@@ -21,73 +18,19 @@ const (
 	trustedIssuer       = "https://idp.example.com"
 )
 
-// introspectionEndpoint is an RFC 7662 endpoint on httptest that answers
-// from a table of tokens and counts requests per token.
-type introspectionEndpoint struct {
-	srv *httptest.Server
-
-	mu      sync.Mutex // guards the fields below
-	answers map[string]map[string]any
-	status  int // if non-zero, every request gets it
-	hits    map[string]int
-}
-
-func newIntrospectionEndpoint(t *testing.T) *introspectionEndpoint {
+// newIntrospectionEndpoint returns a provider whose introspection
+// endpoint the gateway may use, with its credentials.
+func newIntrospectionEndpoint(t *testing.T, clk *authtest.Clock) *authtest.Provider {
 	t.Helper()
-	e := &introspectionEndpoint{answers: map[string]map[string]any{}, hits: map[string]int{}}
-	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, secret, _ := r.BasicAuth()
-		id, _ = url.QueryUnescape(id)
-		secret, _ = url.QueryUnescape(secret)
-		if r.Method != http.MethodPost || id != introspectionClient || secret != introspectionSecret {
-			http.Error(w, "unauthorized client", http.StatusUnauthorized)
-			return
-		}
-		if r.PostFormValue("token_type_hint") != "access_token" {
-			http.Error(w, "no hint", http.StatusBadRequest)
-			return
-		}
-		token := r.PostFormValue("token")
-		e.mu.Lock()
-		e.hits[token]++
-		status := e.status
-		answer, ok := e.answers[token]
-		e.mu.Unlock()
-		if status != 0 {
-			http.Error(w, "down", status)
-			return
-		}
-		if !ok {
-			answer = map[string]any{"active": false}
-		}
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(answer)
-	}))
-	t.Cleanup(e.srv.Close)
-	return e
+	return authtest.NewProvider(t, &authtest.ProviderOptions{
+		Now:     clk.Now,
+		Clients: map[string]string{introspectionClient: introspectionSecret},
+	})
 }
 
-func (e *introspectionEndpoint) set(token string, answer map[string]any) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.answers[token] = answer
-}
-
-func (e *introspectionEndpoint) setStatus(status int) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.status = status
-}
-
-func (e *introspectionEndpoint) hitsFor(token string) int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.hits[token]
-}
-
-func introspectionConfig(e *introspectionEndpoint, issuers ...string) auth.Config {
+func introspectionConfig(e *authtest.Provider, issuers ...string) auth.Config {
 	cfg := oauthConfig(append([]string{trustedIssuer}, issuers...)...)
-	cfg.Introspection = &auth.IntrospectionConfig{URL: e.srv.URL, ClientID: introspectionClient, ClientSecret: introspectionSecret}
+	cfg.Introspection = &auth.IntrospectionConfig{URL: e.URL(authtest.IntrospectionEndpoint), ClientID: introspectionClient, ClientSecret: introspectionSecret}
 	return cfg
 }
 
@@ -114,8 +57,8 @@ func active(now time.Time, changes map[string]any) map[string]any {
 }
 
 func TestIntrospection(t *testing.T) {
-	e := newIntrospectionEndpoint(t)
-	clk := newClock()
+	clk := authtest.NewClock()
+	e := newIntrospectionEndpoint(t, clk)
 	v := newVerifier(t, introspectionConfig(e), clk)
 	now := clk.Now()
 
@@ -128,7 +71,7 @@ func TestIntrospection(t *testing.T) {
 	}{
 		{"active", active(now, nil), nil, trustedIssuer + "|bob", []string{"mcp:tools", "mcp:read"}},
 		{"aud list", active(now, map[string]any{"aud": []string{"x", testAudience}}), nil, trustedIssuer + "|bob", []string{"mcp:tools", "mcp:read"}},
-		{"no iss: the endpoint vouches", active(now, map[string]any{"iss": nil}), nil, e.srv.URL + "|bob", []string{"mcp:tools", "mcp:read"}},
+		{"no iss: the endpoint vouches", active(now, map[string]any{"iss": nil}), nil, e.URL(authtest.IntrospectionEndpoint) + "|bob", []string{"mcp:tools", "mcp:read"}},
 		{"no sub: client_id", active(now, map[string]any{"sub": nil}), nil, trustedIssuer + "|ide", []string{"mcp:tools", "mcp:read"}},
 		{"no exp", active(now, map[string]any{"exp": nil}), nil, trustedIssuer + "|bob", []string{"mcp:tools", "mcp:read"}},
 		{"unknown", nil, auth.ErrInvalidToken, "", nil},
@@ -144,7 +87,7 @@ func TestIntrospection(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			token := "opaque-" + tc.name
 			if tc.answer != nil {
-				e.set(token, tc.answer)
+				e.SetIntrospection(token, tc.answer)
 			}
 			p, err := v.Verify(context.Background(), token)
 			if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil && err != nil) {
@@ -161,20 +104,29 @@ func TestIntrospection(t *testing.T) {
 			}
 		})
 	}
+	reqs := e.IntrospectionRequests()
+	if len(reqs) == 0 {
+		t.Errorf("no introspection requests")
+	}
+	for _, r := range reqs {
+		if r.ClientID != introspectionClient || r.TokenTypeHint != "access_token" {
+			t.Errorf("introspection of %q: client %q, token_type_hint %q; want %q, access_token", r.Token, r.ClientID, r.TokenTypeHint, introspectionClient)
+		}
+	}
 }
 
 func TestIntrospectionUnavailable(t *testing.T) {
-	e := newIntrospectionEndpoint(t)
-	clk := newClock()
+	clk := authtest.NewClock()
+	e := newIntrospectionEndpoint(t, clk)
 	cfg := introspectionConfig(e)
 	v := newVerifier(t, cfg, clk)
-	e.set("t", active(clk.Now(), nil))
+	e.SetIntrospection("t", active(clk.Now(), nil))
 
-	e.setStatus(http.StatusInternalServerError)
+	e.SetStatus(authtest.IntrospectionEndpoint, http.StatusInternalServerError)
 	if _, err := v.Verify(context.Background(), "t"); !errors.Is(err, auth.ErrUnavailable) {
 		t.Errorf("Verify with the endpoint failing = %v, want ErrUnavailable", err)
 	}
-	e.setStatus(0)
+	e.SetStatus(authtest.IntrospectionEndpoint, 0)
 	if _, err := v.Verify(context.Background(), "t"); err != nil {
 		t.Errorf("Verify after recovery = %v, want success (failures are not cached)", err)
 	}
@@ -187,8 +139,8 @@ func TestIntrospectionUnavailable(t *testing.T) {
 }
 
 func TestIntrospectionCache(t *testing.T) {
-	e := newIntrospectionEndpoint(t)
-	clk := newClock()
+	clk := authtest.NewClock()
+	e := newIntrospectionEndpoint(t, clk)
 	v := newVerifier(t, introspectionConfig(e), clk)
 	ctx := context.Background()
 	verify := func(token string) error {
@@ -196,8 +148,8 @@ func TestIntrospectionCache(t *testing.T) {
 		return err
 	}
 
-	e.set("long", active(clk.Now(), nil))
-	e.set("short", active(clk.Now(), map[string]any{"exp": clk.Now().Add(10 * time.Second).Unix()}))
+	e.SetIntrospection("long", active(clk.Now(), nil))
+	e.SetIntrospection("short", active(clk.Now(), map[string]any{"exp": clk.Now().Add(10 * time.Second).Unix()}))
 	for range 3 {
 		if err := verify("long"); err != nil {
 			t.Fatalf("Verify(long) = %v", err)
@@ -210,7 +162,7 @@ func TestIntrospectionCache(t *testing.T) {
 		}
 	}
 	for token, want := range map[string]int{"long": 1, "short": 1, "inactive": 3} {
-		if got := e.hitsFor(token); got != want {
+		if got := introspections(e, token); got != want {
 			t.Errorf("introspections of %q = %d, want %d", token, got, want)
 		}
 	}
@@ -219,29 +171,29 @@ func TestIntrospectionCache(t *testing.T) {
 	clk.Advance(11 * time.Second)
 	verify("long")
 	verify("short")
-	if got := e.hitsFor("long"); got != 1 {
+	if got := introspections(e, "long"); got != 1 {
 		t.Errorf("introspections of long after 11s = %d, want 1", got)
 	}
-	if got := e.hitsFor("short"); got != 2 {
+	if got := introspections(e, "short"); got != 2 {
 		t.Errorf("introspections of short after its exp = %d, want 2", got)
 	}
 	clk.Advance(50 * time.Second)
 	verify("long")
-	if got := e.hitsFor("long"); got != 2 {
+	if got := introspections(e, "long"); got != 2 {
 		t.Errorf("introspections of long after the TTL = %d, want 2", got)
 	}
 }
 
 func TestIntrospectionCacheIsBounded(t *testing.T) {
-	e := newIntrospectionEndpoint(t)
-	clk := newClock()
+	clk := authtest.NewClock()
+	e := newIntrospectionEndpoint(t, clk)
 	v, err := auth.NewVerifier(introspectionConfig(e), &auth.Options{Now: clk.Now, IntrospectionCacheSize: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
 	for _, token := range []string{"a", "b", "c"} {
-		e.set(token, active(clk.Now(), nil))
+		e.SetIntrospection(token, active(clk.Now(), nil))
 	}
 	// a, b fill the cache; c evicts a (the first to expire); a evicts b.
 	for _, token := range []string{"a", "b", "c", "a", "c"} {
@@ -251,7 +203,7 @@ func TestIntrospectionCacheIsBounded(t *testing.T) {
 		clk.Advance(time.Second)
 	}
 	for token, want := range map[string]int{"a": 2, "b": 1, "c": 1} {
-		if got := e.hitsFor(token); got != want {
+		if got := introspections(e, token); got != want {
 			t.Errorf("introspections of %q = %d, want %d", token, got, want)
 		}
 	}
@@ -260,28 +212,28 @@ func TestIntrospectionCacheIsBounded(t *testing.T) {
 func TestIntrospectionRouting(t *testing.T) {
 	// A JWT of a configured issuer is verified locally, never introspected,
 	// even when it fails; a JWT of any other issuer is introspected.
-	p, other := newIdP(t), newIdP(t)
-	k := newRSAKey(t, "k1")
-	p.publish(k)
-	e := newIntrospectionEndpoint(t)
-	clk := newClock()
-	v := newVerifier(t, introspectionConfig(e, p.URL()), clk)
+	clk := authtest.NewClock()
+	p := authtest.NewProvider(t, &authtest.ProviderOptions{Now: clk.Now})
+	other := authtest.NewProvider(t, &authtest.ProviderOptions{Now: clk.Now})
+	e := newIntrospectionEndpoint(t, clk)
+	v := newVerifier(t, introspectionConfig(e, p.Issuer()), clk)
 	ctx := context.Background()
 
-	bad := newRSAKey(t, "k1").sign(t, claims(p.URL(), clk.Now(), nil))
+	impostor := authtest.NewKey(t, authtest.RS256, p.SigningKey(authtest.RS256).KID())
+	bad := p.Token(t, signedBy(impostor, claims(clk.Now(), nil)))
 	if _, err := v.Verify(ctx, bad); !errors.Is(err, auth.ErrInvalidToken) {
 		t.Errorf("Verify(badly signed JWT of a configured issuer) = %v, want ErrInvalidToken", err)
 	}
-	if got := e.hitsFor(bad); got != 0 {
+	if got := introspections(e, bad); got != 0 {
 		t.Errorf("introspections of a configured issuer's JWT = %d, want 0", got)
 	}
 
-	foreign := k.sign(t, claims(other.URL(), clk.Now(), nil))
-	e.set(foreign, active(clk.Now(), nil))
+	foreign := p.Token(t, withIssuer(other.Issuer(), claims(clk.Now(), nil)))
+	e.SetIntrospection(foreign, active(clk.Now(), nil))
 	if _, err := v.Verify(ctx, foreign); err != nil {
 		t.Errorf("Verify(JWT of another issuer, active by introspection) = %v, want success", err)
 	}
-	if got := e.hitsFor(foreign); got != 1 {
+	if got := introspections(e, foreign); got != 1 {
 		t.Errorf("introspections of another issuer's JWT = %d, want 1", got)
 	}
 }

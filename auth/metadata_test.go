@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/mcpgw/gateway/auth"
+	"github.com/mcpgw/gateway/auth/authtest"
 )
 
 func TestMetadata(t *testing.T) {
@@ -17,7 +18,7 @@ func TestMetadata(t *testing.T) {
 		{Upstreams: []string{"admin*"}, RequireScopes: []string{"mcp:admin", "mcp:tools"}},
 		{Tools: []string{"x"}, RequireClaims: map[string][]string{"g": {"v"}}},
 	}
-	a := newAuthenticator(t, cfg, newClock())
+	a := newAuthenticator(t, cfg, authtest.NewClock())
 	if got := a.MetadataURL(); got != testMetadataURL {
 		t.Errorf("MetadataURL() = %q, want %q", got, testMetadataURL)
 	}
@@ -73,7 +74,7 @@ func TestMetadata(t *testing.T) {
 }
 
 func TestMetadataModeNone(t *testing.T) {
-	a := newAuthenticator(t, auth.Config{}, newClock())
+	a := newAuthenticator(t, auth.Config{}, authtest.NewClock())
 	rec := httptest.NewRecorder()
 	a.MetadataHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/.well-known/oauth-protected-resource", nil))
 	if rec.Code != http.StatusNotFound {
@@ -93,7 +94,7 @@ func TestMetadataURLOfResource(t *testing.T) {
 	} {
 		cfg := oauthConfig("https://idp.example.com")
 		cfg.Audience = tc.audience
-		a := newAuthenticator(t, cfg, newClock())
+		a := newAuthenticator(t, cfg, authtest.NewClock())
 		if got := a.MetadataURL(); got != tc.want {
 			t.Errorf("MetadataURL() with audience %q = %q, want %q", tc.audience, got, tc.want)
 		}

@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
 	sdkauth "github.com/modelcontextprotocol/go-sdk/auth"
 
 	"github.com/mcpgw/gateway/auth"
+	"github.com/mcpgw/gateway/auth/authtest"
 )
 
 // The exact challenges and bodies the middleware answers with.
@@ -27,7 +27,7 @@ const (
 	wantRetryAfterSeconds = "10"
 )
 
-func newAuthenticator(t *testing.T, cfg auth.Config, clk *clock) *auth.Authenticator {
+func newAuthenticator(t *testing.T, cfg auth.Config, clk *authtest.Clock) *auth.Authenticator {
 	t.Helper()
 	a, err := auth.New(cfg, &auth.Options{Now: clk.Now})
 	if err != nil {
@@ -51,17 +51,19 @@ func serve(a *auth.Authenticator, r *http.Request, next http.HandlerFunc) (*http
 }
 
 func TestMiddlewareRejects(t *testing.T) {
-	p, other := newIdP(t), newIdP(t)
-	good, ec := newRSAKey(t, "k1"), newECKey(t, "e1")
-	p.publish(good, ec)
-	other.publish(good) // same key and kid, but an issuer that is not trusted
-	impostor := newRSAKey(t, "k1")
-	unpublished := newRSAKey(t, "k9")
-	clk := newClock()
-	a := newAuthenticator(t, oauthConfig(p.URL()), clk)
+	clk := authtest.NewClock()
+	p := authtest.NewProvider(t, &authtest.ProviderOptions{Now: clk.Now})
+	other := authtest.NewProvider(t, &authtest.ProviderOptions{Now: clk.Now})
+	goodKey := p.SigningKey(authtest.RS256)
+	other.Publish(goodKey) // same key and kid, but an issuer that is not trusted
+	impostor := authtest.NewKey(t, authtest.RS256, goodKey.KID())
+	unpublished := authtest.NewKey(t, authtest.RS256, "k9")
+	a := newAuthenticator(t, oauthConfig(p.Issuer()), clk)
 	now := clk.Now()
-	valid := func(changes map[string]any) map[string]any { return claims(p.URL(), now, changes) }
+	valid := func(changes map[string]any) authtest.Claims { return claims(now, changes) }
 	bearer := func(token string) http.Header { return http.Header{"Authorization": {"Bearer " + token}} }
+	// good signs a token of p, with changes to valid claims.
+	good := func(changes map[string]any) string { return p.Token(t, valid(changes)) }
 
 	for _, tc := range []struct {
 		name          string
@@ -76,22 +78,22 @@ func TestMiddlewareRejects(t *testing.T) {
 		{"bearer without token", "", http.Header{"Authorization": {"Bearer"}}, 401, challengeNoToken, bodyUnauthorized},
 		{"malformed", "", bearer("not-a-jwt"), 401, challengeInvalid, bodyUnauthorized},
 		{"malformed JWT", "", bearer("eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJ4In0.@@@"), 401, challengeInvalid, bodyUnauthorized},
-		{"bad signature", "", bearer(impostor.sign(t, valid(nil))), 401, challengeInvalid, bodyUnauthorized},
-		{"unknown kid", "", bearer(unpublished.sign(t, valid(nil))), 401, challengeInvalid, bodyUnauthorized},
-		{"wrong issuer", "", bearer(good.sign(t, claims(other.URL(), now, nil))), 401, challengeInvalid, bodyUnauthorized},
-		{"wrong audience", "", bearer(good.sign(t, valid(map[string]any{"aud": "https://other.example.com/mcp"}))), 401, challengeInvalid, bodyUnauthorized},
-		{"audience of a sibling path", "", bearer(good.sign(t, valid(map[string]any{"aud": "https://gw.example.com/mcp2"}))), 401, challengeInvalid, bodyUnauthorized},
-		{"no audience", "", bearer(good.sign(t, valid(map[string]any{"aud": nil}))), 401, challengeInvalid, bodyUnauthorized},
-		{"expired", "", bearer(good.sign(t, valid(map[string]any{"exp": now.Add(-2 * time.Minute).Unix()}))), 401, challengeInvalid, bodyUnauthorized},
-		{"no exp", "", bearer(good.sign(t, valid(map[string]any{"exp": nil}))), 401, challengeInvalid, bodyUnauthorized},
-		{"not yet valid", "", bearer(good.sign(t, valid(map[string]any{"nbf": now.Add(2 * time.Minute).Unix()}))), 401, challengeInvalid, bodyUnauthorized},
-		{"no sub", "", bearer(good.sign(t, valid(map[string]any{"sub": nil}))), 401, challengeInvalid, bodyUnauthorized},
-		{"alg none", "", bearer(unsigned(t, valid(nil))), 401, challengeInvalid, bodyUnauthorized},
-		{"alg HS256", "", bearer(signWith(t, jose.SigningKey{Algorithm: jose.HS256, Key: jose.JSONWebKey{Key: []byte("0123456789abcdef0123456789abcdef"), KeyID: "k1"}}, valid(nil))), 401, challengeInvalid, bodyUnauthorized},
-		{"missing scope", "", bearer(good.sign(t, valid(map[string]any{"scope": "mcp:other"}))), 403, challengeScope, bodyForbidden},
-		{"missing scope ES256", "", bearer(ec.sign(t, valid(map[string]any{"scope": nil}))), 403, challengeScope, bodyForbidden},
+		{"bad signature", "", bearer(p.Token(t, signedBy(impostor, valid(nil)))), 401, challengeInvalid, bodyUnauthorized},
+		{"unknown kid", "", bearer(p.Token(t, signedBy(unpublished, valid(nil)))), 401, challengeInvalid, bodyUnauthorized},
+		{"wrong issuer", "", bearer(other.Token(t, signedBy(goodKey, valid(nil)))), 401, challengeInvalid, bodyUnauthorized},
+		{"wrong audience", "", bearer(good(map[string]any{"aud": "https://other.example.com/mcp"})), 401, challengeInvalid, bodyUnauthorized},
+		{"audience of a sibling path", "", bearer(good(map[string]any{"aud": "https://gw.example.com/mcp2"})), 401, challengeInvalid, bodyUnauthorized},
+		{"no audience", "", bearer(good(map[string]any{"aud": nil})), 401, challengeInvalid, bodyUnauthorized},
+		{"expired", "", bearer(good(map[string]any{"exp": now.Add(-2 * time.Minute).Unix()})), 401, challengeInvalid, bodyUnauthorized},
+		{"no exp", "", bearer(good(map[string]any{"exp": nil})), 401, challengeInvalid, bodyUnauthorized},
+		{"not yet valid", "", bearer(good(map[string]any{"nbf": now.Add(2 * time.Minute).Unix()})), 401, challengeInvalid, bodyUnauthorized},
+		{"no sub", "", bearer(good(map[string]any{"sub": nil})), 401, challengeInvalid, bodyUnauthorized},
+		{"alg none", "", bearer(p.Token(t, withAlg(authtest.None, valid(nil)))), 401, challengeInvalid, bodyUnauthorized},
+		{"alg HS256", "", bearer(p.Token(t, withAlg(authtest.HS256, valid(nil)))), 401, challengeInvalid, bodyUnauthorized},
+		{"missing scope", "", bearer(good(map[string]any{"scope": "mcp:other"})), 403, challengeScope, bodyForbidden},
+		{"missing scope ES256", "", bearer(p.Token(t, withAlg(authtest.ES256, valid(map[string]any{"scope": nil})))), 403, challengeScope, bodyForbidden},
 		{"token in query string", "/mcp?access_token=abc", nil, 400, challengeQuery, bodyBadRequest},
-		{"token in query string and header", "/mcp?access_token=abc", bearer(good.sign(t, valid(nil))), 400, challengeQuery, bodyBadRequest},
+		{"token in query string and header", "/mcp?access_token=abc", bearer(good(nil)), 400, challengeQuery, bodyBadRequest},
 		{"two Authorization headers", "", http.Header{"Authorization": {"Bearer a", "Bearer b"}}, 400, challengeQuery, bodyBadRequest},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -124,12 +126,10 @@ func TestMiddlewareRejects(t *testing.T) {
 }
 
 func TestMiddlewareAccepts(t *testing.T) {
-	p := newIdP(t)
-	k := newRSAKey(t, "k1")
-	p.publish(k)
-	clk := newClock()
-	a := newAuthenticator(t, oauthConfig(p.URL()), clk)
-	token := k.sign(t, claims(p.URL(), clk.Now(), map[string]any{"scope": "mcp:tools extra"}))
+	clk := authtest.NewClock()
+	p := authtest.NewProvider(t, &authtest.ProviderOptions{Now: clk.Now})
+	a := newAuthenticator(t, oauthConfig(p.Issuer()), clk)
+	token := p.Token(t, claims(clk.Now(), map[string]any{"scope": "mcp:tools extra"}))
 
 	for _, header := range []string{"Bearer " + token, "bearer " + token, "BEARER  " + token} {
 		r := httptest.NewRequest(http.MethodGet, "/mcp?sessionId=abc", nil)
@@ -163,15 +163,13 @@ func TestMiddlewareAccepts(t *testing.T) {
 }
 
 func TestMiddlewareUnavailable(t *testing.T) {
-	p := newIdP(t)
-	k := newRSAKey(t, "k1")
-	p.publish(k)
-	p.setDiscoveryStatus(http.StatusBadGateway)
-	clk := newClock()
-	a := newAuthenticator(t, oauthConfig(p.URL()), clk)
+	clk := authtest.NewClock()
+	p := authtest.NewProvider(t, &authtest.ProviderOptions{Now: clk.Now})
+	p.SetStatus(authtest.DiscoveryEndpoint, http.StatusBadGateway)
+	a := newAuthenticator(t, oauthConfig(p.Issuer()), clk)
 
 	r := httptest.NewRequest(http.MethodPost, "/mcp", nil)
-	r.Header.Set("Authorization", "Bearer "+k.sign(t, claims(p.URL(), clk.Now(), nil)))
+	r.Header.Set("Authorization", "Bearer "+p.Token(t, claims(clk.Now(), nil)))
 	rec, called := serve(a, r, nil)
 	if called {
 		t.Errorf("next handler was called")
@@ -191,7 +189,7 @@ func TestMiddlewareUnavailable(t *testing.T) {
 }
 
 func TestMiddlewareModeNone(t *testing.T) {
-	a := newAuthenticator(t, auth.Config{Mode: auth.ModeNone}, newClock())
+	a := newAuthenticator(t, auth.Config{Mode: auth.ModeNone}, authtest.NewClock())
 	r := httptest.NewRequest(http.MethodPost, "/mcp?access_token=x", nil)
 	r.Header.Set("Authorization", "Bearer garbage")
 	rec, called := serve(a, r, func(w http.ResponseWriter, r *http.Request) {
@@ -209,10 +207,10 @@ func TestMiddlewareModeNone(t *testing.T) {
 
 func TestNewMakesNoRequests(t *testing.T) {
 	// The gateway must start while its identity provider is down.
-	p := newIdP(t)
-	newAuthenticator(t, oauthConfig(p.URL()), newClock())
-	if d, j := p.hits(); d+j != 0 {
-		t.Errorf("requests during New: discovery %d, JWKS %d; want none", d, j)
+	p := authtest.NewProvider(t, nil)
+	newAuthenticator(t, oauthConfig(p.Issuer()), authtest.NewClock())
+	if n := p.TotalRequests(); n != 0 {
+		t.Errorf("requests during New: %d (discovery %d, JWKS %d); want none", n, p.Requests(authtest.DiscoveryEndpoint), p.Requests(authtest.JWKSEndpoint))
 	}
 }
 

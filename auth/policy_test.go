@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/mcpgw/gateway/auth"
+	"github.com/mcpgw/gateway/auth/authtest"
 )
 
 var testRules = []auth.PolicyRule{
@@ -114,7 +115,7 @@ func TestPolicyMissingScopes(t *testing.T) {
 func TestAuthorize(t *testing.T) {
 	cfg := oauthConfig("https://idp.example.com")
 	cfg.Policies = testRules
-	a := newAuthenticator(t, cfg, newClock())
+	a := newAuthenticator(t, cfg, authtest.NewClock())
 	bob := principal([]string{"mcp:tools"}, map[string]any{"groups": "platform"})
 	dave := principal([]string{"mcp:tools", "mcp:admin"}, nil)
 
@@ -158,7 +159,7 @@ func TestAuthorize(t *testing.T) {
 }
 
 func TestAuthorizeModeNone(t *testing.T) {
-	a := newAuthenticator(t, auth.Config{Mode: auth.ModeNone, Policies: testRules}, newClock())
+	a := newAuthenticator(t, auth.Config{Mode: auth.ModeNone, Policies: testRules}, authtest.NewClock())
 	for _, tc := range []struct {
 		upstream, name string
 		want           error

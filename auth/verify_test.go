@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mcpgw/gateway/auth"
+	"github.com/mcpgw/gateway/auth/authtest"
 )
 
 func oauthConfig(issuers ...string) auth.Config {
@@ -20,7 +21,7 @@ func oauthConfig(issuers ...string) auth.Config {
 	return cfg
 }
 
-func newVerifier(t *testing.T, cfg auth.Config, clk *clock) *auth.Verifier {
+func newVerifier(t *testing.T, cfg auth.Config, clk *authtest.Clock) *auth.Verifier {
 	t.Helper()
 	v, err := auth.NewVerifier(cfg, &auth.Options{Now: clk.Now})
 	if err != nil {
@@ -30,42 +31,44 @@ func newVerifier(t *testing.T, cfg auth.Config, clk *clock) *auth.Verifier {
 }
 
 func TestVerifyPrincipal(t *testing.T) {
-	p := newIdP(t)
-	rsa, ec := newRSAKey(t, "r1"), newECKey(t, "e1")
-	p.publish(rsa, ec)
-	clk := newClock()
-	v := newVerifier(t, oauthConfig(p.URL()), clk)
+	clk := authtest.NewClock()
+	p := authtest.NewProvider(t, &authtest.ProviderOptions{Now: clk.Now})
+	v := newVerifier(t, oauthConfig(p.Issuer()), clk)
 
 	for _, tc := range []struct {
 		name       string
-		key        *signingKey
+		alg        string
 		changes    map[string]any
 		wantScopes []string
 	}{
-		{"RS256 scope string", rsa, map[string]any{"scope": "mcp:tools mcp:admin"}, []string{"mcp:tools", "mcp:admin"}},
-		{"ES256", ec, nil, []string{"mcp:tools"}},
-		{"scp list", rsa, map[string]any{"scope": nil, "scp": []string{"a", "b"}}, []string{"a", "b"}},
-		{"scp string", rsa, map[string]any{"scope": nil, "scp": "a b"}, []string{"a", "b"}},
-		{"scope and scp merged", rsa, map[string]any{"scope": "a b", "scp": []string{"b", "c"}}, []string{"a", "b", "c"}},
-		{"no scopes", rsa, map[string]any{"scope": nil}, nil},
-		{"aud string with trailing slash", rsa, map[string]any{"aud": testAudience + "/"}, []string{"mcp:tools"}},
-		{"aud among others", rsa, map[string]any{"aud": []string{"https://other", testAudience}}, []string{"mcp:tools"}},
-		{"expired within skew", rsa, map[string]any{"exp": clk.Now().Add(-30 * time.Second).Unix()}, []string{"mcp:tools"}},
-		{"nbf within skew", rsa, map[string]any{"nbf": clk.Now().Add(30 * time.Second).Unix()}, []string{"mcp:tools"}},
+		{"RS256 scope string", authtest.RS256, map[string]any{"scope": "mcp:tools mcp:admin"}, []string{"mcp:tools", "mcp:admin"}},
+		{"ES256", authtest.ES256, nil, []string{"mcp:tools"}},
+		{"scp list", authtest.RS256, map[string]any{"scope": nil, "scp": []string{"a", "b"}}, []string{"a", "b"}},
+		{"scp string", authtest.RS256, map[string]any{"scope": nil, "scp": "a b"}, []string{"a", "b"}},
+		{"scope and scp merged", authtest.RS256, map[string]any{"scope": "a b", "scp": []string{"b", "c"}}, []string{"a", "b", "c"}},
+		{"no scopes", authtest.RS256, map[string]any{"scope": nil}, nil},
+		{"aud string with trailing slash", authtest.RS256, map[string]any{"aud": testAudience + "/"}, []string{"mcp:tools"}},
+		{"aud among others", authtest.RS256, map[string]any{"aud": []string{"https://other", testAudience}}, []string{"mcp:tools"}},
+		{"expired within skew", authtest.RS256, map[string]any{"exp": clk.Now().Add(-30 * time.Second).Unix()}, []string{"mcp:tools"}},
+		{"nbf within skew", authtest.RS256, map[string]any{"nbf": clk.Now().Add(30 * time.Second).Unix()}, []string{"mcp:tools"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := claims(p.URL(), clk.Now(), tc.changes)
-			got, err := v.Verify(context.Background(), tc.key.sign(t, c))
+			c := withAlg(tc.alg, claims(clk.Now(), tc.changes))
+			got, err := v.Verify(context.Background(), p.Token(t, c))
 			if err != nil {
 				t.Fatalf("Verify = %v, want a principal", err)
 			}
-			if got.Key() != p.URL()+"|alice" {
-				t.Errorf("Key() = %q, want %q", got.Key(), p.URL()+"|alice")
+			if got.Key() != p.Issuer()+"|alice" {
+				t.Errorf("Key() = %q, want %q", got.Key(), p.Issuer()+"|alice")
 			}
 			if !slices.Equal(got.Scopes, tc.wantScopes) {
 				t.Errorf("Scopes = %q, want %q", got.Scopes, tc.wantScopes)
 			}
-			if want := time.Unix(c["exp"].(int64), 0); !got.Expiry.Equal(want) {
+			exp := c.Expiry.Unix()
+			if e, ok := tc.changes["exp"].(int64); ok {
+				exp = e
+			}
+			if want := time.Unix(exp, 0); !got.Expiry.Equal(want) {
 				t.Errorf("Expiry = %v, want %v", got.Expiry, want)
 			}
 			if got.Claims["sub"] != "alice" {
@@ -76,71 +79,65 @@ func TestVerifyPrincipal(t *testing.T) {
 }
 
 func TestVerifyKeyRotation(t *testing.T) {
-	p := newIdP(t)
-	k1, k2 := newRSAKey(t, "k1"), newECKey(t, "k2")
-	p.publish(k1)
-	clk := newClock()
-	v := newVerifier(t, oauthConfig(p.URL()), clk)
+	clk := authtest.NewClock()
+	p := authtest.NewProvider(t, &authtest.ProviderOptions{Now: clk.Now})
+	v := newVerifier(t, oauthConfig(p.Issuer()), clk)
 	ctx := context.Background()
 
-	old := k1.sign(t, claims(p.URL(), clk.Now(), nil))
+	old := p.Token(t, claims(clk.Now(), nil))
 	if _, err := v.Verify(ctx, old); err != nil {
-		t.Fatalf("Verify(k1 token) = %v, want success", err)
+		t.Fatalf("Verify(token of the first key) = %v, want success", err)
 	}
-	// Rotate: k2 replaces k1. A token with the new kid makes the key set
-	// refetch the JWKS; no restart, no new Verifier.
-	p.publish(k2)
-	if _, err := v.Verify(ctx, k2.sign(t, claims(p.URL(), clk.Now(), nil))); err != nil {
-		t.Fatalf("Verify(k2 token) after rotation = %v, want success", err)
+	// Rotate: a new key replaces the first. A token with the new kid makes
+	// the key set refetch the JWKS; no restart, no new Verifier.
+	p.RotateKey(t, authtest.RS256)
+	if _, err := v.Verify(ctx, p.Token(t, claims(clk.Now(), nil))); err != nil {
+		t.Fatalf("Verify(token of the new key) after rotation = %v, want success", err)
 	}
-	if _, jwks := p.hits(); jwks != 2 {
+	if jwks := p.Requests(authtest.JWKSEndpoint); jwks != 2 {
 		t.Errorf("JWKS fetched %d times, want 2 (first use, rotation)", jwks)
 	}
-	// Whether k1 still verifies now is go-oidc's business: its key set
+	// Whether the first key still verifies now is go-oidc's business: its key set
 	// swaps the cached keys just after answering the refetch.
 }
 
 func TestVerifyDiscoveryIsLazyAndRetried(t *testing.T) {
-	p := newIdP(t)
-	k := newRSAKey(t, "k1")
-	p.publish(k)
-	p.setDiscoveryStatus(http.StatusInternalServerError)
-	clk := newClock()
-	v := newVerifier(t, oauthConfig(p.URL()), clk)
+	clk := authtest.NewClock()
+	p := authtest.NewProvider(t, &authtest.ProviderOptions{Now: clk.Now})
+	p.SetStatus(authtest.DiscoveryEndpoint, http.StatusInternalServerError)
+	v := newVerifier(t, oauthConfig(p.Issuer()), clk)
 	ctx := context.Background()
-	if d, _ := p.hits(); d != 0 {
+	if d := p.Requests(authtest.DiscoveryEndpoint); d != 0 {
 		t.Fatalf("discovery requests after NewVerifier = %d, want 0", d)
 	}
 
-	token := k.sign(t, claims(p.URL(), clk.Now(), nil))
+	token := p.Token(t, claims(clk.Now(), nil))
 	if _, err := v.Verify(ctx, token); !errors.Is(err, auth.ErrUnavailable) {
 		t.Fatalf("Verify with discovery down = %v, want ErrUnavailable", err)
 	}
 	// Within DiscoveryRetry (10s) the failure is remembered.
-	p.setDiscoveryStatus(0)
+	p.SetStatus(authtest.DiscoveryEndpoint, 0)
 	clk.Advance(5 * time.Second)
 	if _, err := v.Verify(ctx, token); !errors.Is(err, auth.ErrUnavailable) {
 		t.Fatalf("Verify within the retry interval = %v, want ErrUnavailable", err)
 	}
-	if d, _ := p.hits(); d != 1 {
+	if d := p.Requests(authtest.DiscoveryEndpoint); d != 1 {
 		t.Errorf("discovery requests within the retry interval = %d, want 1", d)
 	}
 	clk.Advance(6 * time.Second)
 	if _, err := v.Verify(ctx, token); err != nil {
 		t.Fatalf("Verify after the retry interval = %v, want success", err)
 	}
-	if d, _ := p.hits(); d != 2 {
+	if d := p.Requests(authtest.DiscoveryEndpoint); d != 2 {
 		t.Errorf("discovery requests = %d, want 2", d)
 	}
 }
 
 func TestVerifyOneDiscoveryForConcurrentFirstUse(t *testing.T) {
-	p := newIdP(t)
-	k := newRSAKey(t, "k1")
-	p.publish(k)
-	clk := newClock()
-	v := newVerifier(t, oauthConfig(p.URL()), clk)
-	token := k.sign(t, claims(p.URL(), clk.Now(), nil))
+	clk := authtest.NewClock()
+	p := authtest.NewProvider(t, &authtest.ProviderOptions{Now: clk.Now})
+	v := newVerifier(t, oauthConfig(p.Issuer()), clk)
+	token := p.Token(t, claims(clk.Now(), nil))
 
 	var wg sync.WaitGroup
 	errs := make([]error, 20)
@@ -155,48 +152,47 @@ func TestVerifyOneDiscoveryForConcurrentFirstUse(t *testing.T) {
 			t.Errorf("Verify #%d = %v, want success", i, err)
 		}
 	}
-	if d, _ := p.hits(); d != 1 {
+	if d := p.Requests(authtest.DiscoveryEndpoint); d != 1 {
 		t.Errorf("discovery requests = %d, want 1", d)
 	}
 }
 
 func TestVerifyOAuthMetadataFallback(t *testing.T) {
 	// An MCP authorization server may publish RFC 8414 metadata only.
-	p := newIdP(t)
-	p.mu.Lock()
-	p.oauthOnly = true
-	p.mu.Unlock()
-	k := newRSAKey(t, "k1")
-	p.publish(k)
-	clk := newClock()
-	v := newVerifier(t, oauthConfig(p.URL()), clk)
-	if _, err := v.Verify(context.Background(), k.sign(t, claims(p.URL(), clk.Now(), nil))); err != nil {
+	clk := authtest.NewClock()
+	p := authtest.NewProvider(t, &authtest.ProviderOptions{Now: clk.Now, OAuthMetadataOnly: true})
+	v := newVerifier(t, oauthConfig(p.Issuer()), clk)
+	if _, err := v.Verify(context.Background(), p.Token(t, claims(clk.Now(), nil))); err != nil {
 		t.Fatalf("Verify via RFC 8414 metadata = %v, want success", err)
+	}
+	if n := p.Requests(authtest.OAuthMetadataEndpoint); n != 1 {
+		t.Errorf("RFC 8414 metadata requests = %d, want 1", n)
 	}
 }
 
 func TestVerifyRoutesByIssuer(t *testing.T) {
 	// Two issuers, each with its own keys: a token verifies only with the
 	// keys of the issuer it names.
-	p1, p2 := newIdP(t), newIdP(t)
-	k1, k2 := newRSAKey(t, "same-kid"), newRSAKey(t, "same-kid")
-	p1.publish(k1)
-	p2.publish(k2)
-	clk := newClock()
-	v := newVerifier(t, oauthConfig(p1.URL(), p2.URL()), clk)
+	clk := authtest.NewClock()
+	p1 := authtest.NewProvider(t, &authtest.ProviderOptions{Now: clk.Now})
+	p2 := authtest.NewProvider(t, &authtest.ProviderOptions{Now: clk.Now})
+	k1, k2 := authtest.NewKey(t, authtest.RS256, "same-kid"), authtest.NewKey(t, authtest.RS256, "same-kid")
+	p1.Publish(k1)
+	p2.Publish(k2)
+	v := newVerifier(t, oauthConfig(p1.Issuer(), p2.Issuer()), clk)
 	ctx := context.Background()
 
 	for _, tc := range []struct {
 		name string
-		key  *signingKey
+		key  *authtest.Key
 		iss  string
 		ok   bool
 	}{
-		{"issuer 1", k1, p1.URL(), true},
-		{"issuer 2", k2, p2.URL(), true},
-		{"issuer 2 key claiming issuer 1", k2, p1.URL(), false},
+		{"issuer 1", k1, p1.Issuer(), true},
+		{"issuer 2", k2, p2.Issuer(), true},
+		{"issuer 2 key claiming issuer 1", k2, p1.Issuer(), false},
 	} {
-		_, err := v.Verify(ctx, tc.key.sign(t, claims(tc.iss, clk.Now(), nil)))
+		_, err := v.Verify(ctx, p2.Token(t, withIssuer(tc.iss, signedBy(tc.key, claims(clk.Now(), nil)))))
 		if (err == nil) != tc.ok {
 			t.Errorf("%s: Verify = %v, want ok=%v", tc.name, err, tc.ok)
 		}
@@ -205,7 +201,7 @@ func TestVerifyRoutesByIssuer(t *testing.T) {
 
 func TestVerifyErrors(t *testing.T) {
 	// The middleware table covers these end to end; here the error kinds.
-	clk := newClock()
+	clk := authtest.NewClock()
 	v := newVerifier(t, oauthConfig("https://idp.example.com"), clk)
 	for _, tc := range []struct {
 		token string

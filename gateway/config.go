@@ -64,6 +64,7 @@ type Config struct {
 	Namespace    NamespaceConfig    `yaml:"namespace"`
 	Upstreams    []UpstreamConfig   `yaml:"upstreams"`
 	SessionStore SessionStoreConfig `yaml:"session_store"`
+	Auth         AuthConfig         `yaml:"auth"`
 
 	// Dir is the directory of the config file; relative cwd values resolve
 	// against it. Not from YAML.
@@ -118,6 +119,9 @@ type UpstreamConfig struct {
 
 	// Timeout bounds each call. If zero, 30s.
 	Timeout Duration `yaml:"timeout"`
+
+	// Credentials authenticate the gateway itself to a remote upstream.
+	Credentials *CredentialsConfig `yaml:"credentials"`
 
 	// Sharing is how client sessions use the upstream: SharingShared (one
 	// connection per replica, multiplexed) or SharingPerSession (one
@@ -965,6 +969,7 @@ func (c *Config) Validate() error {
 	if c.SessionStore.TTL.Duration < time.Minute {
 		p.add("session_store.ttl: %s is too short; use at least 1m", c.SessionStore.TTL.Duration)
 	}
+	c.validateAuth(&p)
 	return p.err()
 }
 

@@ -49,6 +49,7 @@ func problemsOf(t *testing.T, err error) []string {
 func TestParseConfigFull(t *testing.T) {
 	const in = `
 listen: 0.0.0.0:9090
+auth: {mode: none, allow_unauthenticated: true}
 public_url: https://gw.example.com/base
 allowed_origins: ["http://localhost:6274", "https://app.example.com"]
 max_body_bytes: 1048576
@@ -86,6 +87,7 @@ session_store: {type: memory, ttl: 2h}
 	}
 	want := &Config{
 		Listen:         "0.0.0.0:9090",
+		Auth:           AuthConfig{Mode: "none", AllowUnauthenticated: true},
 		PublicURL:      "https://gw.example.com/base",
 		AllowedOrigins: []string{"http://localhost:6274", "https://app.example.com"},
 		MaxBodyBytes:   1048576,
@@ -149,7 +151,7 @@ func TestParseConfigValidEdgeCases(t *testing.T) {
 	}{
 		{"port zero", "listen: 127.0.0.1:0" + oneStdio, nil,
 			func(c *Config) bool { return c.Listen == "127.0.0.1:0" }},
-		{"all interfaces", "listen: :8080" + oneStdio, nil,
+		{"all interfaces", "listen: :8080\nauth: {allow_unauthenticated: true}" + oneStdio, nil,
 			func(c *Config) bool { return c.Listen == ":8080" }},
 		{"ipv6 listen", "listen: \"[::1]:8080\"" + oneStdio, nil,
 			func(c *Config) bool { return c.Listen == "[::1]:8080" }},
@@ -284,7 +286,7 @@ session_store: *n
 		{"duration as list", oneStdio + "    timeout: [1s]\n", nil,
 			[]string{`line 6: a duration must be a string like 30s or 1m30s`}},
 		{"unknown key and type error together", "listen: [1]\nlisten_addr: x" + oneStdio, nil, []string{
-			`line 2: unknown key "listen_addr" in config (valid keys: allowed_origins, listen, log, max_body_bytes, namespace, public_url, session_store, upstreams)`,
+			`line 2: unknown key "listen_addr" in config (valid keys: allowed_origins, auth, listen, log, max_body_bytes, namespace, public_url, session_store, upstreams)`,
 			"line 1: cannot unmarshal !!seq into string",
 		}},
 		{"origin that is not a URL", `allowed_origins: ["http://a b"]` + oneStdio, nil,
@@ -368,7 +370,7 @@ upstreams:
 		}},
 
 		// Validation of upstreams.
-		{"no upstreams", "listen: :1\n", nil,
+		{"no upstreams", "listen: 127.0.0.1:1\n", nil,
 			[]string{"upstreams: at least one upstream is required; add one under upstreams:"}},
 		{"bad names and duplicates", `
 upstreams:

@@ -37,7 +37,10 @@ func doRequest(t *testing.T, method, url, body string, header map[string]string)
 	if h := req.Header.Get("Host"); h != "" {
 		req.Host = h
 	}
-	resp, err := http.DefaultClient.Do(req)
+	// A request that should have been refused but opened a stream instead
+	// must fail the test, not hang it.
+	client := &http.Client{Timeout: waitTimeout}
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
 	}

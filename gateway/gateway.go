@@ -30,6 +30,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/mcpgw/gateway/auth"
 	"github.com/mcpgw/gateway/sessionstore"
 	"github.com/mcpgw/gateway/upstream"
 )
@@ -58,16 +59,18 @@ type Options struct {
 // A Gateway serves one merged MCP catalog. Create it with New, start its
 // upstreams with Start, serve Handler, and end it with Close.
 type Gateway struct {
-	cfg      *Config
-	opts     Options
-	impl     *mcp.Implementation // how the gateway names itself, to clients and upstreams
-	log      *slog.Logger
-	server   *mcp.Server
-	mounts   []*mount
-	prefixes map[string]*mount // non-empty prefix -> mount, for URI routing
-	catalog  *catalog
-	store    sessionstore.Store
-	ownStore bool
+	cfg       *Config
+	opts      Options
+	impl      *mcp.Implementation // how the gateway names itself, to clients and upstreams
+	auth      *auth.Authenticator
+	filtering bool // policies exist: list results depend on the caller
+	log       *slog.Logger
+	server    *mcp.Server
+	mounts    []*mount
+	prefixes  map[string]*mount // non-empty prefix -> mount, for URI routing
+	catalog   *catalog
+	store     sessionstore.Store
+	ownStore  bool
 
 	progress progressRoutes
 	subs     *subscriptions
@@ -86,6 +89,7 @@ type mount struct {
 	cfg     UpstreamConfig
 	timeout time.Duration
 	up      *upstream.Upstream
+	http    *http.Client // for remote upstreams: carries the gateway's own credentials, if any
 }
 
 // upstreamConfig is the upstream package's view of m's config.
@@ -133,6 +137,17 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 		g.baseURL = u
 	}
 
+	a, err := auth.New(cfg.toAuth(), &auth.Options{Logger: g.log})
+	if err != nil {
+		return nil, err
+	}
+	g.auth = a
+	g.filtering = len(cfg.Auth.Policies) > 0
+	if a.Mode() == auth.ModeNone {
+		g.log.Warn("authentication is off: anyone who can reach the listener can use every upstream",
+			slog.String("listen", cfg.Listen))
+	}
+
 	impl := &mcp.Implementation{Name: "mcp-gateway", Title: "MCP Gateway", Version: g.opts.Version}
 	g.impl = impl
 	// The SDK logs session ids at info level; the gateway's log must not
@@ -163,6 +178,17 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 	// their upstream too.
 	g.server.AddReceivingMiddleware(func(next mcp.MethodHandler) mcp.MethodHandler {
 		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+			if err := g.gate(ctx, method, req); err != nil {
+				return nil, err
+			}
+			switch method {
+			case "tools/list", "prompts/list", "resources/list", "resources/templates/list":
+				res, err := next(ctx, method, req)
+				if err == nil && g.filtering {
+					g.filterList(req, res)
+				}
+				return res, err
+			}
 			switch req := req.(type) {
 			case *mcp.ReadResourceRequest:
 				// Listed resources and template matches take the SDK's
@@ -197,8 +223,16 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 
 	g.prefixes = map[string]*mount{}
 	for _, uc := range cfg.Upstreams {
-		m := &mount{name: uc.Name, prefix: uc.PublicPrefix(), cfg: uc, timeout: uc.Timeout.Duration}
+		m := &mount{name: uc.Name, prefix: uc.PublicPrefix(), cfg: uc, timeout: uc.Timeout.Duration, http: g.opts.Upstream.HTTPClient}
+		if uc.Credentials != nil && uc.Credentials.OAuth2ClientCredentials != nil {
+			var base http.RoundTripper
+			if m.http != nil {
+				base = m.http.Transport
+			}
+			m.http = &http.Client{Transport: auth.ClientCredentials(uc.Credentials.OAuth2ClientCredentials.toAuth(), &auth.CredentialsOptions{Base: base})}
+		}
 		uopts := g.opts.Upstream
+		uopts.HTTPClient = m.http
 		uopts.Logger = g.log
 		uopts.ClientInfo = impl
 		uopts.OnChange = func() {

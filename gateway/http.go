@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+
+	"github.com/mcpgw/gateway/auth"
 )
 
 // Paths of the front door.
@@ -32,15 +34,25 @@ const (
 	PathMessage = "/message"
 	PathHealth  = "/healthz"
 	PathReady   = "/readyz"
+
+	PathResourceMetadata = "/.well-known/oauth-protected-resource"
 )
 
 // Handler returns the gateway's HTTP handler: /mcp, /sse, /message and the
 // health endpoints.
 func (g *Gateway) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc(PathMCP, g.serveMCP)
-	mux.HandleFunc(PathSSE, g.serveSSE)
-	mux.HandleFunc(PathMessage, g.serveMessage)
+	// Every MCP endpoint needs a caller the auth config accepts.
+	mux.Handle(PathMCP, g.auth.Middleware(http.HandlerFunc(g.serveMCP)))
+	mux.Handle(PathSSE, g.auth.Middleware(http.HandlerFunc(g.serveSSE)))
+	mux.Handle(PathMessage, g.auth.Middleware(http.HandlerFunc(g.serveMessage)))
+	if g.auth.Mode() != auth.ModeNone {
+		// Protected resource metadata (RFC 9728), at the root and at the
+		// path-inserted form for /mcp. Public: it tells clients where to
+		// get a token.
+		mux.Handle(PathResourceMetadata, g.auth.MetadataHandler())
+		mux.Handle(PathResourceMetadata+PathMCP, g.auth.MetadataHandler())
+	}
 	mux.HandleFunc(PathHealth, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")

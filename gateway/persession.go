@@ -101,6 +101,7 @@ func (ls *liveSession) upstream(ctx context.Context, m *mount) (u *upstream.Upst
 func (g *Gateway) newSessionUpstream(ctx context.Context, ls *liveSession, m *mount) *upstream.Upstream {
 	ss := ls.session
 	uopts := g.opts.Upstream
+	uopts.HTTPClient = m.http
 	uopts.Logger = g.log
 	uopts.ClientInfo = g.impl
 	uopts.OnProgress = func(_ context.Context, p *mcp.ProgressNotificationParams) { g.progress.relay(p) }

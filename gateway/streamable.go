@@ -40,6 +40,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/mcpgw/gateway/auth"
 	"github.com/mcpgw/gateway/sessionstore"
 	"github.com/mcpgw/gateway/upstream"
 )
@@ -242,6 +243,7 @@ type liveSession struct {
 	id         string
 	streamable *mcp.StreamableServerTransport // nil for SSE sessions
 	sse        *mcp.SSEServerTransport        // nil for Streamable HTTP sessions
+	principal  *auth.Principal                // who opened it; nil without auth
 
 	ended chan struct{} // closed when the session has ended and is forgotten
 
@@ -290,7 +292,7 @@ func (s *sessions) open(w http.ResponseWriter, r *http.Request) {
 // t. The session is findable before the handshake starts: an SSE client
 // may POST to the endpoint the moment the stream names it.
 func (s *sessions) connect(ctx context.Context, id string, t mcp.Transport, kind string) (*liveSession, error) {
-	ls := &liveSession{s: s, id: id, ended: make(chan struct{})}
+	ls := &liveSession{s: s, id: id, ended: make(chan struct{}), principal: auth.PrincipalFromContext(ctx)}
 	switch t := t.(type) {
 	case *mcp.StreamableServerTransport:
 		ls.streamable = t
@@ -299,7 +301,7 @@ func (s *sessions) connect(ctx context.Context, id string, t mcp.Transport, kind
 	}
 	ls.idle = time.AfterFunc(s.ttl, ls.close)
 	now := time.Now()
-	if err := s.g.store.Create(ctx, &sessionstore.Record{ID: id, Transport: kind, Owner: "local", CreatedAt: now, UpdatedAt: now}, s.ttl); err != nil {
+	if err := s.g.store.Create(ctx, &sessionstore.Record{ID: id, Principal: ls.principal.Key(), Transport: kind, Owner: "local", CreatedAt: now, UpdatedAt: now}, s.ttl); err != nil {
 		s.g.log.LogAttrs(ctx, slog.LevelWarn, "recording session failed", slog.Any("err", err))
 	}
 	s.mu.Lock()
@@ -375,12 +377,17 @@ func (ls *liveSession) close() {
 }
 
 // lookup returns the live session with id, or nil. A session that this
-// replica does not hold is unknown (404) even if the store has it.
+// replica does not hold is unknown (404) even if the store has it, and so
+// is a session that another principal opened: an id is never a credential.
 func (s *sessions) lookup(ctx context.Context, id string) *liveSession {
 	s.mu.Lock()
 	ls := s.live[id]
 	s.mu.Unlock()
 	if ls == nil {
+		return nil
+	}
+	if caller := auth.PrincipalFromContext(ctx); caller.Key() != ls.principal.Key() {
+		auth.Audit(ctx, s.g.log, caller, "session", "session of another principal", auth.OutcomeDenied)
 		return nil
 	}
 	if err := s.g.store.Touch(ctx, id, s.ttl); err != nil && !errors.Is(err, sessionstore.ErrNotFound) {
