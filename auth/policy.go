@@ -111,7 +111,7 @@ func (pol *Policy) match(kind Kind, upstream, name string) *PolicyRule {
 	}
 	for i := range pol.rules {
 		r := &pol.rules[i]
-		if len(r.Upstreams) > 0 && !matchAny(r.Upstreams, upstream) {
+		if len(r.Upstreams) > 0 && !MatchAny(r.Upstreams, upstream) {
 			continue
 		}
 		if len(r.Tools)+len(r.Prompts)+len(r.Resources) == 0 {
@@ -126,7 +126,7 @@ func (pol *Policy) match(kind Kind, upstream, name string) *PolicyRule {
 		case KindResource:
 			globs = r.Resources
 		}
-		if matchAny(globs, name) {
+		if MatchAny(globs, name) {
 			return r
 		}
 	}
@@ -177,8 +177,10 @@ func scalarMatches(v any, accepted []string) bool {
 	return slices.Contains(accepted, s)
 }
 
-// matchAny reports whether name matches one of globs, with "*" spanning "/".
-func matchAny(globs []string, name string) bool {
+// MatchAny reports whether name matches one of globs: path.Match syntax,
+// except that "*" also spans "/", so that a glob over URIs covers subtrees.
+// The gateway's upstream filters use the same rule as the policy.
+func MatchAny(globs []string, name string) bool {
 	// path.Match stops "*" at "/"; NUL never occurs in names or URIs.
 	name = strings.ReplaceAll(name, "/", "\x00")
 	for _, g := range globs {

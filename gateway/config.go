@@ -45,6 +45,8 @@ import (
 	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/mcpgw/gateway/auth"
 )
 
 // Config is the gateway configuration, as read from YAML.
@@ -207,21 +209,10 @@ func (d Duration) MarshalYAML() (any, error) {
 // slashes of a URI ("file:///etc/*" covers every file below /etc). Invalid
 // globs match nothing; Validate rejects them.
 func (f Filter) Allows(name string) bool {
-	if len(f.Include) > 0 && !matchAny(f.Include, name) {
+	if len(f.Include) > 0 && !auth.MatchAny(f.Include, name) {
 		return false
 	}
-	return !matchAny(f.Exclude, name)
-}
-
-func matchAny(globs []string, name string) bool {
-	// path.Match stops "*" at "/"; NUL never occurs in names or URIs.
-	name = strings.ReplaceAll(name, "/", "\x00")
-	for _, g := range globs {
-		if ok, _ := path.Match(strings.ReplaceAll(g, "/", "\x00"), name); ok {
-			return true
-		}
-	}
-	return false
+	return !auth.MatchAny(f.Exclude, name)
 }
 
 // PublicPrefix is the namespace prefix for this upstream: *Prefix if set,

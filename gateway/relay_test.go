@@ -86,11 +86,15 @@ func TestProgressRelayedToItsCaller(t *testing.T) {
 
 // watchServer offers two subscribable resources and a tool that reports
 // one of them updated. It counts upstream subscribe calls.
-func watchServer(subs *atomic.Int32) *mcp.Server {
+func watchServer(subs *atomic.Int32, unsubscribed chan<- struct{}) *mcp.Server {
 	var s *mcp.Server
 	s = mcp.NewServer(&mcp.Implementation{Name: "watch", Version: "1"}, &mcp.ServerOptions{
-		SubscribeHandler:   func(context.Context, *mcp.SubscribeRequest) error { subs.Add(1); return nil },
-		UnsubscribeHandler: func(context.Context, *mcp.UnsubscribeRequest) error { subs.Add(-1); return nil },
+		SubscribeHandler: func(context.Context, *mcp.SubscribeRequest) error { subs.Add(1); return nil },
+		UnsubscribeHandler: func(context.Context, *mcp.UnsubscribeRequest) error {
+			subs.Add(-1)
+			unsubscribed <- struct{}{}
+			return nil
+		},
 	})
 	for _, uri := range []string{"file:///a.txt", "file:///b.txt"} {
 		s.AddResource(&mcp.Resource{URI: uri, Name: uri}, func(_ context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
@@ -112,7 +116,8 @@ func watchServer(subs *atomic.Int32) *mcp.Server {
 // subscribe, and it is released when the last one leaves.
 func TestResourceSubscriptions(t *testing.T) {
 	var upstreamSubs atomic.Int32
-	url := startSDKServer(t, watchServer(&upstreamSubs), false)
+	unsubscribed := make(chan struct{}, 10)
+	url := startSDKServer(t, watchServer(&upstreamSubs, unsubscribed), false)
 	tg := startGateway(t, []UpstreamConfig{{Name: "w", Transport: TransportStreamableHTTP, URL: url}})
 	connect(t, tg.mcpURL(), "streamable", "2025-11-25").waitTools(t, "w up", hasAll("w__touch"))
 
@@ -173,10 +178,12 @@ func TestResourceSubscriptions(t *testing.T) {
 		t.Errorf("after both unsubscribed: upstream subscriptions = %d, want 1", n)
 	}
 	// A session that ends releases its subscriptions.
+	<-unsubscribed // a's and a2's release of a.txt
 	b.cs.Close()
-	deadline := time.Now().Add(waitTimeout)
-	for upstreamSubs.Load() != 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	select {
+	case <-unsubscribed:
+	case <-time.After(waitTimeout):
+		t.Fatal("the ended session's subscription was never released upstream")
 	}
 	if n := upstreamSubs.Load(); n != 0 {
 		t.Errorf("after the last subscriber's session ended: upstream subscriptions = %d, want 0", n)

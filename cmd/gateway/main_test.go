@@ -97,11 +97,15 @@ upstreams:
 		pw.Close()
 	}()
 	addr := make(chan string, 1)
+	connected := make(chan struct{}, 1)
 	go func() {
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
 			if m := listeningRE.FindStringSubmatch(sc.Text()); m != nil {
 				addr <- m[1]
+			}
+			if strings.Contains(sc.Text(), `msg="upstream connected" upstream=demo`) {
+				connected <- struct{}{}
 			}
 		}
 	}()
@@ -119,12 +123,11 @@ upstreams:
 		t.Fatalf("GET /healthz = %v, %v; want 200", resp, err)
 	}
 	resp.Body.Close()
-	if !childRunning(marker) {
-		// The upstream connects in the background; wait for its process.
-		deadline := time.Now().Add(30 * time.Second)
-		for !childRunning(marker) && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
+	// The upstream connects in the background; wait until it says so.
+	select {
+	case <-connected:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the stdio upstream never connected")
 	}
 	if !childRunning(marker) {
 		t.Fatal("the stdio upstream never started")
