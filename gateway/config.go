@@ -26,6 +26,7 @@ package gateway
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -44,6 +45,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"gopkg.in/yaml.v3"
 
 	"github.com/mcpgw/gateway/auth"
@@ -67,6 +69,7 @@ type Config struct {
 	Upstreams    []UpstreamConfig   `yaml:"upstreams"`
 	SessionStore SessionStoreConfig `yaml:"session_store"`
 	Auth         AuthConfig         `yaml:"auth"`
+	RequestState RequestStateConfig `yaml:"request_state"`
 
 	// Dir is the directory of the config file; relative cwd values resolve
 	// against it. Not from YAML.
@@ -130,6 +133,36 @@ type UpstreamConfig struct {
 	// connection per client session, carrying that client's capabilities:
 	// sampling, elicitation, roots, logging). If empty, SharingShared.
 	Sharing string `yaml:"sharing"`
+
+	// ProtocolVersion is the MCP revision the gateway offers the upstream;
+	// a server that does not speak 2026-07-28 is reached at 2025-11-25.
+	// If empty, it depends on transport and sharing: see upstreamVersion.
+	ProtocolVersion string `yaml:"protocol_version"`
+}
+
+// upstreamVersion is the revision offered to the upstream on a connection
+// shared by all clients, or on one client session's own connection. Unless
+// the config names one:
+//   - sse: 2025-11-25, the newest it can carry;
+//   - streamable-http: 2026-07-28. A server that keeps sessions declines it
+//     and is reached at 2025-11-25; one that accepts it is stateless and
+//     could not send a request to its client in any revision;
+//   - stdio, shared: 2026-07-28. There a server's need for input comes back
+//     in the result of the call that caused it, so the gateway knows whose
+//     it is; a request sent on a shared connection could not be routed;
+//   - stdio, per-session: 2025-11-25. The connection has one client, so
+//     the server's requests (sampling, elicitation, roots, logging) reach
+//     it whether the server sends them on the session or asks with
+//     input_required (which the server's SDK then turns into requests).
+func (u *UpstreamConfig) upstreamVersion(perSession bool) string {
+	switch {
+	case u.ProtocolVersion != "":
+		return u.ProtocolVersion
+	case u.Transport == TransportSSE, u.Transport == TransportStdio && perSession:
+		return "2025-11-25"
+	default:
+		return version20260728
+	}
 }
 
 // Sharing modes.
@@ -146,6 +179,36 @@ type Filter struct {
 	Include []string `yaml:"include"`
 	// Exclude lists globs that remove a name even if included.
 	Exclude []string `yaml:"exclude"`
+}
+
+// RequestStateConfig controls the requestState the gateway seals into the
+// input_required results it gives 2026-07-28 clients.
+type RequestStateConfig struct {
+	// Key is the 32-byte AES-256-GCM key, base64-encoded (standard or URL
+	// alphabet, padding optional). Every replica of a deployment needs the
+	// same key, so that a retry may land on any of them; generate one with
+	// `openssl rand -base64 32`. If empty, a random key per process, which
+	// serves one replica.
+	Key string `yaml:"key"`
+	// TTL is how long a client has to retry. If zero, 10m.
+	TTL Duration `yaml:"ttl"`
+}
+
+// StateKey returns the decoded request state key, or nil if none is set.
+func (c RequestStateConfig) StateKey() ([]byte, error) {
+	if c.Key == "" {
+		return nil, nil
+	}
+	k := strings.TrimRight(c.Key, "=")
+	for _, enc := range []*base64.Encoding{base64.RawStdEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(k); err == nil {
+			if len(b) != 32 {
+				return nil, fmt.Errorf("decodes to %d bytes, not 32", len(b))
+			}
+			return b, nil
+		}
+	}
+	return nil, errors.New("is not base64")
 }
 
 // SessionStoreConfig selects where client sessions are kept.
@@ -848,6 +911,9 @@ func (c *Config) ApplyDefaults() {
 	if c.SessionStore.TTL.Duration == 0 {
 		c.SessionStore.TTL.Duration = defaultSessionTTL
 	}
+	if c.RequestState.TTL.Duration == 0 {
+		c.RequestState.TTL.Duration = 10 * time.Minute
+	}
 }
 
 // isUpstreamName reports whether s matches ^[a-z0-9][a-z0-9-]{0,31}$.
@@ -959,6 +1025,12 @@ func (c *Config) Validate() error {
 	}
 	if c.SessionStore.TTL.Duration < time.Minute {
 		p.add("session_store.ttl: %s is too short; use at least 1m", c.SessionStore.TTL.Duration)
+	}
+	if _, err := c.RequestState.StateKey(); err != nil {
+		p.add("request_state.key: %v; generate one with `openssl rand -base64 32`", err)
+	}
+	if d := c.RequestState.TTL.Duration; d < time.Second || d > 24*time.Hour {
+		p.add("request_state.ttl: %s is out of range; use 1s to 24h (default 10m)", d)
 	}
 	c.validateAuth(&p)
 	return p.err()
@@ -1158,6 +1230,14 @@ func validateUpstream(p *problemList, u *UpstreamConfig, at string) {
 	}
 	if u.Sharing != SharingShared && u.Sharing != SharingPerSession {
 		p.add("%s: sharing %q is not one of %s, %s", at, u.Sharing, SharingShared, SharingPerSession)
+	}
+	if v := u.ProtocolVersion; v != "" {
+		switch {
+		case !slices.Contains(mcp.SupportedProtocolVersions(), v):
+			p.add("%s: protocol_version %q is not one of %s (or leave it out)", at, v, strings.Join(mcp.SupportedProtocolVersions(), ", "))
+		case v >= version20260728 && u.Transport == TransportSSE:
+			p.add("%s: protocol_version %q cannot be spoken over transport %q; use streamable-http or an older revision", at, v, TransportSSE)
+		}
 	}
 }
 

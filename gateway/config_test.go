@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"gopkg.in/yaml.v3"
 )
 
@@ -114,6 +115,7 @@ session_store: {type: memory, ttl: 2h}
 			},
 		},
 		SessionStore: SessionStoreConfig{Type: "memory", TTL: Duration{2 * time.Hour}},
+		RequestState: RequestStateConfig{TTL: Duration{10 * time.Minute}},
 		Dir:          "/etc/gw",
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -135,6 +137,7 @@ func TestParseConfigDefaults(t *testing.T) {
 			Name: "demo", Transport: "stdio", Command: "./demo", Timeout: Duration{30 * time.Second}, Sharing: SharingShared,
 		}},
 		SessionStore: SessionStoreConfig{Type: "memory", TTL: Duration{30 * time.Minute}},
+		RequestState: RequestStateConfig{TTL: Duration{10 * time.Minute}},
 		Dir:          "dir",
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -247,6 +250,14 @@ upstreams:
 			[]string{`line 1: unknown key "colour" in log (valid keys: format, level)`}},
 		{"bad sharing", oneStdio + "    sharing: sometimes\n", nil,
 			[]string{`upstreams[0] "demo": sharing "sometimes" is not one of shared, per-session`}},
+		{"bad protocol version", oneStdio + "    protocol_version: 2025-13-01\n", nil,
+			[]string{`upstreams[0] "demo": protocol_version "2025-13-01" is not one of ` + strings.Join(mcp.SupportedProtocolVersions(), ", ") + ` (or leave it out)`}},
+		{"2026 over sse", "upstreams:\n  - name: old\n    transport: sse\n    url: http://127.0.0.1:1/sse\n    protocol_version: 2026-07-28\n", nil,
+			[]string{`upstreams[0] "old": protocol_version "2026-07-28" cannot be spoken over transport "sse"; use streamable-http or an older revision`}},
+		{"short request state key", "request_state: {key: c2hvcnQ=}" + oneStdio, nil,
+			[]string{"request_state.key: decodes to 5 bytes, not 32; generate one with `openssl rand -base64 32`"}},
+		{"request state key not base64", "request_state: {key: \"not base64!\"}" + oneStdio, nil,
+			[]string{"request_state.key: is not base64; generate one with `openssl rand -base64 32`"}},
 		{"unknown key in filter", oneStdio + "    tools: {includes: [a]}\n", nil,
 			[]string{`line 6: unknown key "includes" in tools (did you mean "include"?)`}},
 		{"unknown key in merged map", `
@@ -286,7 +297,7 @@ session_store: *n
 		{"duration as list", oneStdio + "    timeout: [1s]\n", nil,
 			[]string{`line 6: a duration must be a string like 30s or 1m30s`}},
 		{"unknown key and type error together", "listen: [1]\nlisten_addr: x" + oneStdio, nil, []string{
-			`line 2: unknown key "listen_addr" in config (valid keys: allowed_origins, auth, listen, log, max_body_bytes, namespace, public_url, session_store, upstreams)`,
+			`line 2: unknown key "listen_addr" in config (valid keys: allowed_origins, auth, listen, log, max_body_bytes, namespace, public_url, request_state, session_store, upstreams)`,
 			"line 1: cannot unmarshal !!seq into string",
 		}},
 		{"origin that is not a URL", `allowed_origins: ["http://a b"]` + oneStdio, nil,
@@ -829,6 +840,7 @@ func TestValidate(t *testing.T) {
 		"upstreams: at least one upstream is required; add one under upstreams:",
 		`session_store.type: "" is not a session store type; use "memory"`,
 		"session_store.ttl: 0s is too short; use at least 1m",
+		"request_state.ttl: 0s is out of range; use 1s to 24h (default 10m)",
 	}
 	if got := problemsOf(t, err); !reflect.DeepEqual(got, want) {
 		t.Errorf("Validate(zero) problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

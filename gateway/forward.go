@@ -32,23 +32,36 @@ const CodeResourceNotFound = -32002
 
 func (g *Gateway) toolHandler(r route) mcp.ToolHandler {
 	return func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		digest := requestDigest("tools/call", req.Params.Name, req.Params.Arguments)
+		cont, err := g.resume(req, req.Params.RequestState, req.Params.InputResponses, digest)
+		if err != nil {
+			return nil, err
+		}
 		ctx, cancel := context.WithTimeout(ctx, r.m.timeout)
 		defer cancel()
 		session, up, err := g.upstreamFor(ctx, req.Session, r.m)
 		if err != nil {
 			return nil, g.upstreamError(ctx, r.m, "tools/call", err)
 		}
-		params := &mcp.CallToolParams{Meta: upstreamMeta(req.Params.Meta), Name: r.name, Arguments: req.Params.Arguments}
 		var upTok string
 		if tok := req.Params.GetProgressToken(); tok != nil && req.Session != nil {
 			var forget func()
 			upTok, forget = g.progress.add(progressTarget{ctx: ctx, session: req.Session, token: tok})
 			defer forget()
-			params.Meta = withProgressToken(params.Meta, upTok)
 		}
-		res, err := session.CallTool(ctx, params)
+		res, ask, err := rounds(ctx, g, req, r.m, digest, cont, func(cont continuation) (*mcp.CallToolResult, error) {
+			params := &mcp.CallToolParams{Meta: callMeta(req.Params.Meta, req.Session, session), Name: r.name, Arguments: req.Params.Arguments,
+				InputResponses: cont.responses, RequestState: cont.upstreamState}
+			if upTok != "" {
+				params.Meta = withProgressToken(params.Meta, upTok)
+			}
+			return session.CallTool(ctx, params)
+		})
 		if err != nil {
 			return nil, g.upstreamError(ctx, r.m, "tools/call", err)
+		}
+		if ask != nil {
+			return &mcp.CallToolResult{InputRequests: ask.requests, RequestState: ask.state}, nil
 		}
 		if upTok != "" {
 			// Progress sent before the result goes out before it.
@@ -61,15 +74,26 @@ func (g *Gateway) toolHandler(r route) mcp.ToolHandler {
 
 func (g *Gateway) promptHandler(r route) mcp.PromptHandler {
 	return func(ctx context.Context, req *mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+		digest := requestDigest("prompts/get", req.Params.Name, req.Params.Arguments)
+		cont, err := g.resume(req, req.Params.RequestState, req.Params.InputResponses, digest)
+		if err != nil {
+			return nil, err
+		}
 		ctx, cancel := context.WithTimeout(ctx, r.m.timeout)
 		defer cancel()
 		session, _, err := g.upstreamFor(ctx, req.Session, r.m)
 		if err != nil {
 			return nil, g.upstreamError(ctx, r.m, "prompts/get", err)
 		}
-		res, err := session.GetPrompt(ctx, &mcp.GetPromptParams{Meta: upstreamMeta(req.Params.Meta), Name: r.name, Arguments: req.Params.Arguments})
+		res, ask, err := rounds(ctx, g, req, r.m, digest, cont, func(cont continuation) (*mcp.GetPromptResult, error) {
+			return session.GetPrompt(ctx, &mcp.GetPromptParams{Meta: callMeta(req.Params.Meta, req.Session, session), Name: r.name, Arguments: req.Params.Arguments,
+				InputResponses: cont.responses, RequestState: cont.upstreamState})
+		})
 		if err != nil {
 			return nil, g.upstreamError(ctx, r.m, "prompts/get", err)
+		}
+		if ask != nil {
+			return &mcp.GetPromptResult{InputRequests: ask.requests, RequestState: ask.state}, nil
 		}
 		for _, msg := range res.Messages {
 			if msg != nil {
@@ -90,13 +114,21 @@ func (g *Gateway) readResource(ctx context.Context, req *mcp.ReadResourceRequest
 	if !ok {
 		return nil, resourceNotFound(notFound, uri)
 	}
+	digest := requestDigest("resources/read", uri, nil)
+	cont, err := g.resume(req, req.Params.RequestState, req.Params.InputResponses, digest)
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithTimeout(ctx, r.m.timeout)
 	defer cancel()
 	session, _, err := g.upstreamFor(ctx, req.Session, r.m)
 	if err != nil {
 		return nil, g.upstreamError(ctx, r.m, "resources/read", err)
 	}
-	res, err := session.ReadResource(ctx, &mcp.ReadResourceParams{Meta: upstreamMeta(req.Params.Meta), URI: r.name})
+	res, ask, err := rounds(ctx, g, req, r.m, digest, cont, func(cont continuation) (*mcp.ReadResourceResult, error) {
+		return session.ReadResource(ctx, &mcp.ReadResourceParams{Meta: callMeta(req.Params.Meta, req.Session, session), URI: r.name,
+			InputResponses: cont.responses, RequestState: cont.upstreamState})
+	})
 	if err != nil {
 		var werr *jsonrpc.Error
 		if errors.As(err, &werr) && isResourceNotFound(werr) {
@@ -104,6 +136,9 @@ func (g *Gateway) readResource(ctx context.Context, req *mcp.ReadResourceRequest
 			return nil, resourceNotFound(notFound, uri)
 		}
 		return nil, g.upstreamError(ctx, r.m, "resources/read", err)
+	}
+	if ask != nil {
+		return ask.readResult()
 	}
 	for _, c := range res.Contents {
 		if c != nil {

@@ -19,11 +19,14 @@ package gateway
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -74,6 +77,7 @@ type Gateway struct {
 
 	progress progressRoutes
 	subs     *subscriptions
+	states   *stateSealer // requestStates of input_required results
 
 	stateless *mcp.StreamableHTTPHandler
 	sessions  *sessions
@@ -93,7 +97,7 @@ type mount struct {
 }
 
 // upstreamConfig is the upstream package's view of m's config.
-func (m *mount) upstreamConfig(cfgDir string) upstream.Config {
+func (m *mount) upstreamConfig(cfgDir string, perSession bool) upstream.Config {
 	uc := m.cfg
 	return upstream.Config{
 		Name:      uc.Name,
@@ -105,6 +109,8 @@ func (m *mount) upstreamConfig(cfgDir string) upstream.Config {
 		URL:       uc.URL,
 		Headers:   uc.Headers,
 		Timeout:   uc.Timeout.Duration,
+
+		ProtocolVersion: uc.upstreamVersion(perSession),
 	}
 }
 
@@ -143,6 +149,13 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 	}
 	g.auth = a
 	g.filtering = len(cfg.Auth.Policies) > 0
+	key, err := cfg.RequestState.StateKey()
+	if err != nil {
+		return nil, fmt.Errorf("request_state.key: %w", err)
+	}
+	if g.states, err = newStateSealer(key, cfg.RequestState.TTL.Duration, replicaID()); err != nil {
+		return nil, err
+	}
 	if a.Mode() == auth.ModeNone {
 		g.log.Warn("authentication is off: anyone who can reach the listener can use every upstream",
 			slog.String("listen", cfg.Listen))
@@ -171,6 +184,7 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 			return g.subs.unsubscribe(ctx, req)
 		},
 		RootsListChangedHandler: g.rootsChanged,
+		SetCacheable:            g.setCacheable,
 	})
 	g.subs = newSubscriptions(g)
 	// resources/read is routed by the gateway itself, so that URIs that no
@@ -241,7 +255,7 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 		}
 		uopts.OnProgress = func(_ context.Context, p *mcp.ProgressNotificationParams) { g.progress.relay(p) }
 		uopts.OnResourceUpdated = func(ctx context.Context, p *mcp.ResourceUpdatedNotificationParams) { g.subs.updated(ctx, m, p) }
-		m.up = upstream.New(m.upstreamConfig(cfg.Dir), &uopts)
+		m.up = upstream.New(m.upstreamConfig(cfg.Dir, false), &uopts)
 		g.mounts = append(g.mounts, m)
 		if m.prefix != "" {
 			g.prefixes[m.prefix] = m
@@ -360,4 +374,25 @@ func (h minLevel) WithAttrs(as []slog.Attr) slog.Handler {
 
 func (h minLevel) WithGroup(name string) slog.Handler {
 	return minLevel{h.Handler.WithGroup(name), h.level}
+}
+
+// replicaID names this process among the gateway's replicas: the host name
+// (a pod's name on Kubernetes) and a random suffix, so that a restarted pod
+// is a new replica.
+func replicaID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "gateway"
+	}
+	return host + "-" + rand.Text()[:8]
+}
+
+// setCacheable settles ttlMs and cacheScope on 2026-07-28 results. With
+// authentication on, what a caller may list and read depends on its token,
+// so no result may be served from a cache shared between callers: private.
+// Without it, the handler's (or upstream's) values stand.
+func (g *Gateway) setCacheable(_ context.Context, _ mcp.Request, c *mcp.Cacheable) {
+	if g.auth.Mode() != auth.ModeNone {
+		c.CacheScope = "private"
+	}
 }

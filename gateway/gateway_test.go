@@ -28,7 +28,7 @@ func TestMergedCatalogAcrossTransports(t *testing.T) {
 		{Name: "remote", Transport: TransportStreamableHTTP, URL: remote, Prefix: &noPrefix},
 		{Name: "legacy", Transport: TransportSSE, URL: legacy},
 	})
-	want := []string{"demo__get_alerts", "demo__multiply", "demo__save_memory", "demo__search_memory", "demo__slow_count", "echo", "legacy__shout"}
+	want := []string{"demo__get_alerts", "demo__greet", "demo__list_roots", "demo__multiply", "demo__save_memory", "demo__search_memory", "demo__slow_count", "demo__summarize_alerts", "echo", "legacy__shout"}
 
 	for _, c := range []struct{ name, transport, url, version string }{
 		{"streamable 2025-11-25", "streamable", tg.mcpURL(), "2025-11-25"},
@@ -206,7 +206,7 @@ func TestPagination(t *testing.T) {
 		}
 		cursor = res.NextCursor
 	}
-	if want := 46 + 5; len(seen) != want {
+	if want := 46 + 8; len(seen) != want {
 		t.Errorf("saw %d distinct tools over %d pages, want %d", len(seen), pages, want)
 	}
 	for name, n := range seen {

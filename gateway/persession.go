@@ -132,7 +132,7 @@ func (g *Gateway) newSessionUpstream(ctx context.Context, ls *liveSession, m *mo
 			g.log.LogAttrs(ctx, slog.LevelDebug, "listing client roots failed", slog.Any("err", err))
 		}
 	}
-	return upstream.New(m.upstreamConfig(g.cfg.Dir), &uopts)
+	return upstream.New(m.upstreamConfig(g.cfg.Dir, true), &uopts)
 }
 
 // level returns the log level the client set, if any.

@@ -57,9 +57,13 @@ type Config struct {
 	Timeout time.Duration
 
 	// ProtocolVersion is the MCP revision offered to the upstream. If empty,
-	// 2025-11-25: the newest sessionful revision, which every current server
-	// speaks and which carries server-to-client requests and notifications
-	// on the session.
+	// 2025-11-25: the newest sessionful revision, which carries
+	// server-to-client requests and notifications on the connection. If
+	// 2026-07-28 and the server does not speak it, the connection falls back
+	// to 2025-11-25. A 2026-07-28 upstream answers tools/call, prompts/get
+	// and resources/read with input_required results instead of sending
+	// requests; they reach the caller of CallTool, GetPrompt and
+	// ReadResource as they are (see [mcp.CallToolResult.NeedsInput]).
 	ProtocolVersion string
 }
 
@@ -398,7 +402,11 @@ func (u *Upstream) connect(life context.Context, end context.CancelFunc) (*mcp.C
 		caps.RootsV2 = &mcp.RootCapabilities{ListChanged: true}
 	}
 	client := mcp.NewClient(u.opts.ClientInfo, &mcp.ClientOptions{
-		Logger:               u.log,
+		Logger: u.log,
+		// input_required results go back to the caller as they are: the
+		// answers must come from the client at the other end of the
+		// gateway, which only the caller knows.
+		MultiRoundTrip:       &mcp.MultiRoundTripOptions{Disabled: true},
 		Capabilities:         caps,
 		CreateMessageHandler: u.opts.CreateMessageHandler,
 		ElicitationHandler:   u.opts.ElicitationHandler,

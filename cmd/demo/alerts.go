@@ -92,19 +92,28 @@ type getAlertsInput struct {
 // getAlerts is the get_alerts tool. An invalid code is a tool error (the
 // model should retry with a better argument), not a protocol error.
 func (b *alertBook) getAlerts(_ context.Context, _ *mcp.CallToolRequest, in getAlertsInput) (*mcp.CallToolResult, any, error) {
-	code, err := normalizeState(in.State)
+	text, err := b.alertsText(in.State)
 	if err != nil {
 		return nil, nil, err
 	}
+	return textResult(text), nil, nil
+}
+
+// alertsText renders a state's alerts, or says there are none.
+func (b *alertBook) alertsText(state string) (string, error) {
+	code, err := normalizeState(state)
+	if err != nil {
+		return "", err
+	}
 	alerts := b.states[code]
 	if len(alerts) == 0 {
-		return textResult(fmt.Sprintf("No active alerts for %s.", code)), nil, nil
+		return fmt.Sprintf("No active alerts for %s.", code), nil
 	}
 	parts := make([]string, len(alerts))
 	for i, a := range alerts {
 		parts[i] = formatAlert(a)
 	}
-	return textResult(strings.Join(parts, "\n---\n")), nil, nil
+	return strings.Join(parts, "\n---\n"), nil
 }
 
 // formatAlert renders an alert the way the quickstart's format_alert does.

@@ -26,7 +26,7 @@ func newServer(serving context.Context, name string, logger *slog.Logger) (*mcp.
 	mem := &memory{}
 
 	s := mcp.NewServer(&mcp.Implementation{Name: name, Title: "MCP demo server", Version: version}, &mcp.ServerOptions{
-		Instructions:      "Demo server: weather alerts from bundled sample data, a multiply tool, a shared note memory, and slow_count for testing progress and cancellation.",
+		Instructions:      "Demo server: weather alerts from bundled sample data, a multiply tool, a shared note memory, slow_count for testing progress and cancellation, and greet, summarize_alerts and list_roots, which ask the client for input (elicitation, sampling, roots).",
 		Logger:            logger,
 		CompletionHandler: book.complete,
 	})
@@ -51,6 +51,18 @@ func newServer(serving context.Context, name string, logger *slog.Logger) (*mcp.
 		Name:        "slow_count",
 		Description: "Count to n, waiting delay_ms before each step and sending a progress notification per step if the request has a progress token. Stops when cancelled.",
 	}, slowCount)
+	mcp.AddTool(s, &mcp.Tool{
+		Name:        "greet",
+		Description: "Ask the user's name (elicitation), confirm it in a second round, and greet them.",
+	}, greet)
+	mcp.AddTool(s, &mcp.Tool{
+		Name:        "summarize_alerts",
+		Description: "Summarize a state's alerts in one sentence with the client's model (sampling).",
+	}, book.summarizeAlerts)
+	mcp.AddTool(s, &mcp.Tool{
+		Name:        "list_roots",
+		Description: "List the client's roots (roots/list).",
+	}, listRoots)
 
 	s.AddResource(&mcp.Resource{
 		URI:         alertsSampleURI,

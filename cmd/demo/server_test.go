@@ -148,7 +148,7 @@ func TestToolsListed(t *testing.T) {
 		names = append(names, tool.Name)
 	}
 	slices.Sort(names)
-	want := []string{"get_alerts", "multiply", "save_memory", "search_memory", "slow_count"}
+	want := []string{"get_alerts", "greet", "list_roots", "multiply", "save_memory", "search_memory", "slow_count", "summarize_alerts"}
 	if !slices.Equal(names, want) {
 		t.Errorf("tools = %v, want %v", names, want)
 	}
