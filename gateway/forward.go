@@ -39,23 +39,19 @@ func (g *Gateway) toolHandler(r route) mcp.ToolHandler {
 		}
 		ctx, cancel := context.WithTimeout(ctx, r.m.timeout)
 		defer cancel()
-		session, up, err := g.upstreamFor(ctx, req.Session, r.m)
-		if err != nil {
-			return nil, g.upstreamError(ctx, r.m, "tools/call", err)
-		}
 		var upTok string
 		if tok := req.Params.GetProgressToken(); tok != nil && req.Session != nil {
 			var forget func()
 			upTok, forget = g.progress.add(progressTarget{ctx: ctx, session: req.Session, token: tok})
 			defer forget()
 		}
-		res, ask, err := rounds(ctx, g, req, r.m, digest, cont, func(cont continuation) (*mcp.CallToolResult, error) {
-			params := &mcp.CallToolParams{Meta: callMeta(req.Params.Meta, req.Session, session), Name: r.name, Arguments: req.Params.Arguments,
+		res, ask, up, err := forward(ctx, g, req, r.m, digest, cont, func(ctx context.Context, cs *mcp.ClientSession, cont continuation) (*mcp.CallToolResult, error) {
+			params := &mcp.CallToolParams{Meta: callMeta(req.Params.Meta, req.Session, cs), Name: r.name, Arguments: req.Params.Arguments,
 				InputResponses: cont.responses, RequestState: cont.upstreamState}
 			if upTok != "" {
 				params.Meta = withProgressToken(params.Meta, upTok)
 			}
-			return session.CallTool(ctx, params)
+			return cs.CallTool(ctx, params)
 		})
 		if err != nil {
 			return nil, g.upstreamError(ctx, r.m, "tools/call", err)
@@ -63,7 +59,7 @@ func (g *Gateway) toolHandler(r route) mcp.ToolHandler {
 		if ask != nil {
 			return &mcp.CallToolResult{InputRequests: ask.requests, RequestState: ask.state}, nil
 		}
-		if upTok != "" {
+		if upTok != "" && up != nil {
 			// Progress sent before the result goes out before it.
 			up.WaitProgress(ctx, upTok)
 		}
@@ -81,12 +77,8 @@ func (g *Gateway) promptHandler(r route) mcp.PromptHandler {
 		}
 		ctx, cancel := context.WithTimeout(ctx, r.m.timeout)
 		defer cancel()
-		session, _, err := g.upstreamFor(ctx, req.Session, r.m)
-		if err != nil {
-			return nil, g.upstreamError(ctx, r.m, "prompts/get", err)
-		}
-		res, ask, err := rounds(ctx, g, req, r.m, digest, cont, func(cont continuation) (*mcp.GetPromptResult, error) {
-			return session.GetPrompt(ctx, &mcp.GetPromptParams{Meta: callMeta(req.Params.Meta, req.Session, session), Name: r.name, Arguments: req.Params.Arguments,
+		res, ask, _, err := forward(ctx, g, req, r.m, digest, cont, func(ctx context.Context, cs *mcp.ClientSession, cont continuation) (*mcp.GetPromptResult, error) {
+			return cs.GetPrompt(ctx, &mcp.GetPromptParams{Meta: callMeta(req.Params.Meta, req.Session, cs), Name: r.name, Arguments: req.Params.Arguments,
 				InputResponses: cont.responses, RequestState: cont.upstreamState})
 		})
 		if err != nil {
@@ -121,12 +113,8 @@ func (g *Gateway) readResource(ctx context.Context, req *mcp.ReadResourceRequest
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.m.timeout)
 	defer cancel()
-	session, _, err := g.upstreamFor(ctx, req.Session, r.m)
-	if err != nil {
-		return nil, g.upstreamError(ctx, r.m, "resources/read", err)
-	}
-	res, ask, err := rounds(ctx, g, req, r.m, digest, cont, func(cont continuation) (*mcp.ReadResourceResult, error) {
-		return session.ReadResource(ctx, &mcp.ReadResourceParams{Meta: callMeta(req.Params.Meta, req.Session, session), URI: r.name,
+	res, ask, _, err := forward(ctx, g, req, r.m, digest, cont, func(ctx context.Context, cs *mcp.ClientSession, cont continuation) (*mcp.ReadResourceResult, error) {
+		return cs.ReadResource(ctx, &mcp.ReadResourceParams{Meta: callMeta(req.Params.Meta, req.Session, cs), URI: r.name,
 			InputResponses: cont.responses, RequestState: cont.upstreamState})
 	})
 	if err != nil {

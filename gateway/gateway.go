@@ -78,6 +78,7 @@ type Gateway struct {
 	progress progressRoutes
 	subs     *subscriptions
 	states   *stateSealer // requestStates of input_required results
+	held     heldCalls    // calls waiting for a 2026-07-28 client's input
 
 	stateless *mcp.StreamableHTTPHandler
 	sessions  *sessions

@@ -38,6 +38,8 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpgw/gateway/upstream"
 )
 
 // maxInputRounds bounds the input rounds the gateway runs for a 2025-era
@@ -56,6 +58,7 @@ type sealedState struct {
 	Digest    []byte `json:"d"`           // requestDigest of the request it continues
 	Replica   string `json:"r"`           // the replica that issued it
 	Upstream  string `json:"u,omitempty"` // the upstream's own requestState
+	Held      string `json:"h,omitempty"` // the held call it continues (held.go)
 }
 
 // stateSealer seals and opens requestStates. All replicas of one deployment
@@ -93,8 +96,8 @@ func newStateSealer(key []byte, ttl time.Duration, replica string) (*stateSealer
 }
 
 // seal returns the requestState for a client: base64url(nonce || sealed JSON).
-func (s *stateSealer) seal(principal string, digest []byte, upstreamState string) string {
-	st := sealedState{V: stateVersion, Principal: principal, Expires: s.now().Add(s.ttl).UnixMilli(), Digest: digest, Replica: s.replica, Upstream: upstreamState}
+func (s *stateSealer) seal(principal string, digest []byte, upstreamState, held string) string {
+	st := sealedState{V: stateVersion, Principal: principal, Expires: s.now().Add(s.ttl).UnixMilli(), Digest: digest, Replica: s.replica, Upstream: upstreamState, Held: held}
 	plain, _ := json.Marshal(st)
 	nonce := make([]byte, s.aead.NonceSize(), s.aead.NonceSize()+len(plain)+s.aead.Overhead())
 	rand.Read(nonce)
@@ -152,10 +155,11 @@ func requestDigest(method, name string, args any) []byte {
 	return h.Sum(nil)
 }
 
-// continuation is where a retried request picks up: the upstream's state and
-// the client's answers.
+// continuation is where a retried request picks up: the upstream's state or
+// the held call, and the client's answers.
 type continuation struct {
 	upstreamState string
+	held          string
 	responses     mcp.InputResponseMap
 }
 
@@ -168,12 +172,27 @@ func (g *Gateway) resume(req mcp.Request, state string, responses mcp.InputRespo
 	if state == "" {
 		return continuation{}, stateError(errStateMissing)
 	}
-	st, err := g.states.open(state, g.principalOf(req).Key(), digest)
+	principal := g.principalOf(req).Key()
+	heldID, sealed, isHeld := splitHeld(state)
+	if !isHeld {
+		sealed = state
+	}
+	st, err := g.states.open(sealed, principal, digest)
+	if err == nil && st.Held != heldID {
+		err = errStateInvalid
+	}
+	if err == nil && st.Held != "" && st.Replica != g.states.replica {
+		// Another replica holds the call (see issue: cross-replica forwarding).
+		err = fmt.Errorf("the call this requestState continues is held by replica %s, not this one", st.Replica)
+	}
 	if err != nil {
+		if isHeld {
+			g.held.cancelOwned(heldID, principal)
+		}
 		g.log.Debug("refused a requestState", "err", err)
 		return continuation{}, stateError(err)
 	}
-	return continuation{upstreamState: st.Upstream, responses: responses}, nil
+	return continuation{upstreamState: st.Upstream, held: st.Held, responses: responses}, nil
 }
 
 func stateError(err error) error {
@@ -361,7 +380,7 @@ func rounds[R mcp.Result](ctx context.Context, g *Gateway, req mcp.Request, m *m
 			return res, nil, nil
 		}
 		if ss == nil || clientIsModern(ss) {
-			return res, &inputRequired{requests: irs, state: g.states.seal(g.principalOf(req).Key(), digest, upState)}, nil
+			return res, &inputRequired{requests: irs, state: g.states.seal(g.principalOf(req).Key(), digest, upState, "")}, nil
 		}
 		if round >= maxInputRounds {
 			return res, nil, &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: fmt.Sprintf("upstream %q asked for input %d times without finishing", m.name, round)}
@@ -372,4 +391,21 @@ func rounds[R mcp.Result](ctx context.Context, g *Gateway, req mcp.Request, m *m
 		}
 		cont = continuation{upstreamState: upState, responses: responses}
 	}
+}
+
+// forward runs a routed request against m: as a held call when it must be
+// one (held.go), else on the connection upstreamFor picks, in rounds. up is
+// the Upstream that carried it, when it is a long-lived one.
+func forward[R mcp.Result](ctx context.Context, g *Gateway, req mcp.Request, m *mount, digest []byte, cont continuation, call func(context.Context, *mcp.ClientSession, continuation) (R, error)) (res R, ask *inputRequired, up *upstream.Upstream, err error) {
+	ss, _ := req.GetSession().(*mcp.ServerSession)
+	if cont.held != "" || g.holds(ss, m) {
+		res, ask, err = held(ctx, g, req, m, digest, cont, call)
+		return res, ask, nil, err
+	}
+	session, up, err := g.upstreamFor(ctx, ss, m)
+	if err != nil {
+		return res, nil, nil, err
+	}
+	res, ask, err = rounds(ctx, g, req, m, digest, cont, func(c continuation) (R, error) { return call(ctx, session, c) })
+	return res, ask, up, err
 }

@@ -216,7 +216,7 @@ func TestStateSealer(t *testing.T) {
 	}
 	s.now = func() time.Time { return now }
 	digest := requestDigest("tools/call", "demo__greet", map[string]any{"b": 1, "a": []any{"x"}})
-	tok := s.seal("iss|alice", digest, "upstream-state")
+	tok := s.seal("iss|alice", digest, "upstream-state", "")
 
 	st, err := s.open(tok, "iss|alice", requestDigest("tools/call", "demo__greet", json.RawMessage(`{"a":["x"],"b":1}`)))
 	if err != nil {
@@ -269,5 +269,101 @@ func TestInputRequiredUnderAuth(t *testing.T) {
 	}
 	if list.CacheScope != "private" {
 		t.Errorf("tools/list cacheScope = %q under auth, want private", list.CacheScope)
+	}
+}
+
+// A 2026-07-28 client calling through a per-session mount whose upstream
+// asks with requests (a 2025-era server): each call is held on its own
+// connection, every request the upstream sends comes back as input_required
+// with a state naming the held call, and the retry's answer reaches the
+// waiting request. An altered state or a client that never continues ends
+// the held call.
+func TestHeldCallsForModernClients(t *testing.T) {
+	url := startSDKServer(t, askServer(), false)
+	tg := startGateway(t, []UpstreamConfig{{Name: "ask", Transport: TransportStreamableHTTP, URL: url, Sharing: SharingPerSession}})
+	connect(t, tg.mcpURL(), "streamable", "2025-11-25").waitTools(t, "up", hasAll("ask__sample"))
+	ended := make(chan struct{}, 10)
+	tg.g.held.mu.Lock()
+	tg.g.held.onRemove = func() { ended <- struct{}{} }
+	tg.g.held.mu.Unlock()
+	waitEnded := func(what string) {
+		t.Helper()
+		select {
+		case <-ended:
+		case <-time.After(waitTimeout):
+			t.Fatalf("%s: the held call did not end", what)
+		}
+	}
+	ctx := callCtx(t)
+	cs := modernClient(t, tg.mcpURL(), true, nil, nil)
+
+	for _, tc := range []struct {
+		tool   string
+		answer mcp.InputResponse
+		want   string
+	}{
+		{"ask__elicit", &mcp.ElicitResult{Action: "accept", Content: map[string]any{"name": "zed"}}, "accept zed"},
+		{"ask__sample", &mcp.CreateMessageResult{Role: "assistant", Model: "m", Content: &mcp.TextContent{Text: "hi back"}}, "sampled: hi back"},
+		{"ask__roots", &mcp.ListRootsResult{Roots: []*mcp.Root{{URI: "file:///zed"}}}, "roots: file:///zed"},
+	} {
+		res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: tc.tool})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.tool, err)
+		}
+		if !res.NeedsInput() || len(res.InputRequests) != 1 || !strings.HasPrefix(res.RequestState, heldPrefix) {
+			t.Fatalf("%s: NeedsInput=%v requests=%v state=%q, want one input request and a held state", tc.tool, res.NeedsInput(), res.InputRequests, res.RequestState)
+		}
+		var key string
+		for k := range res.InputRequests {
+			key = k
+		}
+		// A retry without the answer is asked again, and the call waits.
+		again, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: tc.tool, RequestState: res.RequestState, InputResponses: mcp.InputResponseMap{}})
+		if err != nil || !again.NeedsInput() || again.InputRequests[key] == nil {
+			t.Fatalf("%s: retry without an answer: %v, %+v", tc.tool, err, again)
+		}
+		res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: tc.tool, RequestState: again.RequestState, InputResponses: mcp.InputResponseMap{key: tc.answer}})
+		if err != nil {
+			t.Fatalf("%s: retry: %v", tc.tool, err)
+		}
+		if got := contentText(res.Content); res.NeedsInput() || got != tc.want {
+			t.Errorf("%s = %q (NeedsInput=%v), want %q", tc.tool, got, res.NeedsInput(), tc.want)
+		}
+		waitEnded(tc.tool)
+	}
+
+	// The go-sdk client's own loop.
+	auto := modernClient(t, tg.mcpURL(), false, nil, func(*mcp.ElicitParams) *mcp.ElicitResult {
+		return &mcp.ElicitResult{Action: "accept", Content: map[string]any{"name": "Grace"}}
+	})
+	if got := callText(t, auto, "ask__elicit", nil); got != "accept Grace" {
+		t.Errorf("ask__elicit with the SDK's loop = %q", got)
+	}
+	waitEnded("auto")
+
+	// An altered state cancels the call it names.
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "ask__elicit"})
+	if err != nil || !res.NeedsInput() {
+		t.Fatalf("elicit: %v", err)
+	}
+	tampered := []byte(res.RequestState)
+	tampered[len(tampered)-3] ^= 1
+	answer := mcp.InputResponseMap{"gw-1": &mcp.ElicitResult{Action: "accept", Content: map[string]any{"name": "eve"}}}
+	if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "ask__elicit", RequestState: string(tampered), InputResponses: answer}); err == nil {
+		t.Fatal("an altered state was accepted")
+	}
+	waitEnded("tampered")
+	if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "ask__elicit", RequestState: res.RequestState, InputResponses: answer}); err == nil {
+		t.Error("the cancelled call went on with its original state")
+	}
+
+	// A client that never continues: the call ends when the state expires.
+	tg.g.states.ttl = 50 * time.Millisecond
+	if res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "ask__elicit"}); err != nil || !res.NeedsInput() {
+		t.Fatalf("elicit: %v", err)
+	}
+	waitEnded("expired")
+	if n := tg.g.held.len(); n != 0 {
+		t.Errorf("%d calls still held", n)
 	}
 }

@@ -61,7 +61,7 @@ func TestStdioDemo(t *testing.T) {
 		tools = append(tools, tool.Name)
 	}
 	slices.Sort(tools)
-	if want := []string{"get_alerts", "multiply", "save_memory", "search_memory", "slow_count"}; !slices.Equal(tools, want) {
+	if want := []string{"get_alerts", "greet", "list_roots", "multiply", "save_memory", "search_memory", "slow_count", "summarize_alerts"}; !slices.Equal(tools, want) {
 		t.Errorf("Catalog().Tools = %v, want %v", tools, want)
 	}
 	if got := [3]int{len(up.catalog.Prompts), len(up.catalog.Resources), len(up.catalog.Templates)}; got != [3]int{1, 1, 1} {

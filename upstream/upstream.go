@@ -95,6 +95,9 @@ type Options struct {
 	// roots/list with these roots; SetRoots changes them. If nil, no roots
 	// capability is declared: a shared connection has no roots to offer.
 	Roots []*mcp.Root
+	// ListRootsHandler, if non-nil, declares the roots capability and
+	// answers every roots/list with its result, in place of Roots.
+	ListRootsHandler func(context.Context, *mcp.ListRootsRequest) (*mcp.ListRootsResult, error)
 	// MinBackoff is the first reconnect delay. If zero, 250ms.
 	MinBackoff time.Duration
 	// MaxBackoff caps the reconnect delay. If zero, 30s.
@@ -284,14 +287,6 @@ func (u *Upstream) SetRoots(roots []*mcp.Root) {
 		uris[i] = r.URI
 	}
 	client.RemoveRoots(uris...)
-	if h := u.opts.ElicitationHandler; h != nil {
-		client.AddReceivingMiddleware(relayElicitation(h))
-	}
-	if roots == nil {
-		// The SDK answers roots/list even when roots were not declared;
-		// a server that asks anyway learns that there are none to give.
-		client.AddReceivingMiddleware(refuseRoots)
-	}
 	client.AddRoots(roots...)
 }
 
@@ -401,6 +396,9 @@ func (u *Upstream) connect(life context.Context, end context.CancelFunc) (*mcp.C
 	if roots != nil {
 		caps.RootsV2 = &mcp.RootCapabilities{ListChanged: true}
 	}
+	if u.opts.ListRootsHandler != nil {
+		caps.RootsV2 = &mcp.RootCapabilities{}
+	}
 	client := mcp.NewClient(u.opts.ClientInfo, &mcp.ClientOptions{
 		Logger: u.log,
 		// input_required results go back to the caller as they are: the
@@ -435,7 +433,9 @@ func (u *Upstream) connect(life context.Context, end context.CancelFunc) (*mcp.C
 	if h := u.opts.ElicitationHandler; h != nil {
 		client.AddReceivingMiddleware(relayElicitation(h))
 	}
-	if roots == nil {
+	if h := u.opts.ListRootsHandler; h != nil {
+		client.AddReceivingMiddleware(answerRoots(h))
+	} else if roots == nil {
 		// The SDK answers roots/list even when roots were not declared;
 		// a server that asks anyway learns that there are none to give.
 		client.AddReceivingMiddleware(refuseRoots)
@@ -509,6 +509,18 @@ func relayElicitation(h func(context.Context, *mcp.ElicitRequest) (*mcp.ElicitRe
 		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
 			if er, ok := req.(*mcp.ElicitRequest); ok && method == "elicitation/create" {
 				return h(ctx, er)
+			}
+			return next(ctx, method, req)
+		}
+	}
+}
+
+// answerRoots answers roots/list with h.
+func answerRoots(h func(context.Context, *mcp.ListRootsRequest) (*mcp.ListRootsResult, error)) mcp.Middleware {
+	return func(next mcp.MethodHandler) mcp.MethodHandler {
+		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+			if lr, ok := req.(*mcp.ListRootsRequest); ok && method == "roots/list" {
+				return h(ctx, lr)
 			}
 			return next(ctx, method, req)
 		}
