@@ -302,6 +302,7 @@ func (g *Gateway) Close() error {
 	var err error
 	g.closeOnce.Do(func() {
 		g.sessions.closeAll()
+		g.held.closeAll()
 		var wg sync.WaitGroup
 		for _, m := range g.mounts {
 			wg.Add(1)

@@ -76,16 +76,46 @@ type heldResult struct {
 type heldCalls struct {
 	mu       sync.Mutex
 	calls    map[string]*heldCall
-	onRemove func() // test hook: called after a held call ends
+	closed   bool
+	running  sync.WaitGroup // the calls' goroutines
+	onRemove func()         // test hook: called after a held call ends
 }
 
-func (hc *heldCalls) add(h *heldCall) {
+// cancelGrace is how long a cancelled held call's connection stays open
+// before it is closed. The SDK sends notifications/cancelled, and the error
+// answers to the upstream's pending requests, in the background; closing
+// the session first (an HTTP DELETE) can overtake them, and a server whose
+// handler still waits for its request's answer may then never finish it.
+const cancelGrace = 500 * time.Millisecond
+
+// closeAll cancels every held call and waits for them to end.
+func (hc *heldCalls) closeAll() {
+	hc.mu.Lock()
+	hc.closed = true
+	calls := make([]*heldCall, 0, len(hc.calls))
+	for _, h := range hc.calls {
+		calls = append(calls, h)
+	}
+	hc.mu.Unlock()
+	for _, h := range calls {
+		h.cancel()
+	}
+	hc.running.Wait()
+}
+
+// add registers h, whose goroutine is about to start; false once closed.
+func (hc *heldCalls) add(h *heldCall) bool {
 	hc.mu.Lock()
 	defer hc.mu.Unlock()
+	if hc.closed {
+		return false
+	}
 	if hc.calls == nil {
 		hc.calls = map[string]*heldCall{}
 	}
 	hc.calls[h.id] = h
+	hc.running.Add(1)
+	return true
 }
 
 func (hc *heldCalls) get(id string) *heldCall {
@@ -249,27 +279,33 @@ func (h *heldCall) armTimer(g *Gateway) {
 func (g *Gateway) startHeld(ss *mcp.ServerSession, m *mount, principal string, call func(context.Context, *mcp.ClientSession) (mcp.Result, error)) *heldCall {
 	ctx, cancel := context.WithTimeout(context.Background(), m.timeout)
 	h := &heldCall{id: rand.Text(), principal: principal, asks: make(chan *heldAsk), done: make(chan heldResult, 1), ctx: ctx, cancel: cancel}
-	g.held.add(h)
+	if !g.held.add(h) {
+		cancel()
+		h.done <- heldResult{err: errClosed}
+		return h
+	}
 	u := g.newCallUpstream(ss, m, h)
 	u.Start()
 	go func() {
-		defer func() {
-			cancel()
-			h.mu.Lock()
-			if h.timer != nil {
-				h.timer.Stop()
-			}
-			h.mu.Unlock()
-			g.held.remove(h)
-			u.Close()
-		}()
+		defer g.held.running.Done()
 		cs, err := u.WaitSession(ctx)
-		if err != nil {
-			h.done <- heldResult{err: err}
-			return
+		var res mcp.Result
+		if err == nil {
+			res, err = call(ctx, cs)
 		}
-		res, err := call(ctx, cs)
 		h.done <- heldResult{res: res, err: err}
+		cancelled := ctx.Err() != nil
+		cancel()
+		h.mu.Lock()
+		if h.timer != nil {
+			h.timer.Stop()
+		}
+		h.mu.Unlock()
+		g.held.remove(h)
+		if cancelled {
+			time.Sleep(cancelGrace)
+		}
+		u.Close()
 	}()
 	return h
 }
