@@ -1,12 +1,24 @@
-// Package sessionstore keeps the records of the gateway's client sessions:
-// who owns a session, which transport and protocol version it speaks, the
-// SDK's session state, and the session ids it holds with each upstream. The
-// package knows nothing of MCP; it stores a [Record]'s fields as opaque data.
+// Package sessionstore keeps what the gateway's replicas share about client
+// sessions: the session records, the events of resumable streams, and a
+// message bus between replicas. The package knows nothing of MCP; it stores a
+// [Record]'s fields, events and messages as opaque data.
 //
-// [Memory] keeps records in process, for a single replica. Other
-// implementations (a shared Redis store, so that any replica can resume a
-// session) satisfy the same [Store] contract, which one test suite checks
-// against every implementation.
+// Records and events each have an interface, an in-process implementation
+// for a single replica, and a Redis one, so that any replica can serve any
+// session:
+//   - session records: [Store], kept by [Memory] in process or by [Redis]
+//     in one Redis hash per record;
+//   - events of resumable streams: [EventLog], kept by [MemoryEventLog] or
+//     by [RedisEventLog] in Redis Streams.
+//
+// Fan-out between replicas (cache invalidation, change notices) exists only
+// over Redis, [Redis.Publish] and [Redis.Subscribe]: a single replica has
+// no one to tell.
+//
+// One contract test suite per interface runs against every implementation.
+// [NewRedisClient] builds the go-redis client from a URL or from Sentinel or
+// Cluster addresses; the Redis types share it and never close it. The
+// redistest package starts a real redis-server for tests.
 //
 // # Expiry
 //
@@ -33,6 +45,14 @@
 // A store may return nil for an empty slice or map, may drop a time's
 // monotonic reading and location (compare times with [time.Time.Equal]),
 // and may round a ttl up to its own resolution (Redis: milliseconds).
+//
+// # Failures
+//
+// A store that lives in another process can be unreachable. Its methods then
+// return an error that wraps [ErrUnavailable], which a server turns into
+// "503 Service Unavailable" with Retry-After rather than a 500: the request
+// was fine, and the same request succeeds once the store is back. The Redis
+// types reconnect by themselves; nothing has to be rebuilt.
 package sessionstore
 
 import (
@@ -48,6 +68,13 @@ var ErrNotFound = errors.New("sessionstore: session not found")
 
 // ErrExists reports a Create with an id that is live already.
 var ErrExists = errors.New("sessionstore: session exists")
+
+// ErrUnavailable reports that the store could not be reached or could not
+// serve the call right now (connection refused or broken, timeout, a Redis
+// that is loading or failing over). The call may or may not have taken
+// effect; retrying later is expected to work. Errors wrap it; test with
+// errors.Is.
+var ErrUnavailable = errors.New("sessionstore: store unavailable")
 
 // Store keeps session records, each expiring after a ttl without use. See the
 // package documentation for the guarantees every implementation gives.

@@ -433,6 +433,74 @@ func runContract(t *testing.T, newHarness func(t *testing.T) harness) {
 		}
 	})
 
+	// ConcurrentUpdate checks that Updates, Touches and Gets of one record
+	// racing each other all succeed, and that every Get sees one writer's
+	// record whole, never fields of two.
+	t.Run("ConcurrentUpdate", func(t *testing.T) {
+		ctx, s, _ := setup(t)
+		if err := s.Create(ctx, fullRecord("a"), ttl); err != nil {
+			t.Fatalf("Create = %v, want nil", err)
+		}
+		const (
+			writers = 8
+			ops     = 25
+		)
+		written := func(w int) *Record {
+			rec := fullRecord("a")
+			rec.Owner = fmt.Sprint("replica-", w)
+			rec.LogLevel = fmt.Sprint("level-", w)
+			rec.Subscriptions = []string{fmt.Sprint("file:///", w)}
+			rec.State = json.RawMessage(fmt.Sprintf(`{"writer": %d}`, w))
+			return rec
+		}
+		// whole reports whether rec is fullRecord("a") or one writer's.
+		whole := func(rec *Record) bool {
+			for w := -1; w < writers; w++ {
+				want := fullRecord("a")
+				if w >= 0 {
+					want = written(w)
+				}
+				want.UpdatedAt = rec.UpdatedAt
+				if sameRecord(rec, want) {
+					return true
+				}
+			}
+			return false
+		}
+		var wg sync.WaitGroup
+		for w := range writers {
+			wg.Go(func() {
+				for i := range ops {
+					if err := s.Update(ctx, written(w), ttl); err != nil {
+						t.Errorf("writer %d: Update #%d = %v, want nil", w, i, err)
+						return
+					}
+					if err := s.Touch(ctx, "a", ttl); err != nil {
+						t.Errorf("writer %d: Touch #%d = %v, want nil", w, i, err)
+						return
+					}
+				}
+			})
+			wg.Go(func() {
+				for range ops {
+					rec, err := s.Get(ctx, "a")
+					if err != nil {
+						t.Errorf("reader %d: Get = %v, want nil", w, err)
+						return
+					}
+					if !whole(rec) {
+						t.Errorf("reader %d: Get = %s, want one writer's record whole", w, show(rec))
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if got := mustGet(t, s, "a"); !whole(got) {
+			t.Errorf("after the race, Get = %s, want one writer's record whole", show(got))
+		}
+	})
+
 	t.Run("Concurrent", func(t *testing.T) {
 		ctx, s, advance := setup(t)
 		const (
