@@ -74,6 +74,16 @@ func (g *Gateway) gate(ctx context.Context, method string, req mcp.Request) erro
 		if req.Params != nil {
 			return g.gateURI(p, req.Session, req.Params.URI, deny)
 		}
+	case *mcp.SubscriptionsListenRequest:
+		// 2026-07-28 subscribes to resources by listening; the SDK makes
+		// each a subscribe that passes no middleware, so check them here.
+		if req.Params != nil && req.Params.Notifications != nil {
+			for _, uri := range req.Params.Notifications.ResourceSubscriptions {
+				if err := g.gateURI(p, req.Session, uri, deny); err != nil {
+					return err
+				}
+			}
+		}
 	case *mcp.CompleteRequest:
 		if req.Params == nil || req.Params.Ref == nil {
 			return nil

@@ -347,6 +347,7 @@ func (g *Gateway) newCallUpstream(ss *mcp.ServerSession, m *mount, h *heldCall) 
 		}
 	}
 	if caps.Elicitation != nil {
+		uopts.Elicitation = caps.Elicitation
 		uopts.ElicitationHandler = func(ctx context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
 			resp, err := h.ask(ctx, req.Params)
 			if err != nil {

@@ -123,6 +123,7 @@ func (g *Gateway) newSessionUpstream(ctx context.Context, ls *liveSession, m *mo
 		uopts.ElicitationHandler = func(ctx context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
 			return ss.Elicit(ctx, req.Params)
 		}
+		uopts.Elicitation = caps.Elicitation
 	}
 	if caps != nil && caps.RootsV2 != nil {
 		uopts.Roots = []*mcp.Root{}

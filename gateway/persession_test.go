@@ -204,3 +204,38 @@ func TestPerSessionRelaysServerRequests(t *testing.T) {
 		}
 	}
 }
+
+// A per-session connection declares the client's own elicitation modes, so
+// an upstream may ask a client that supports it to open a URL.
+func TestPerSessionURLElicitation(t *testing.T) {
+	s := mcp.NewServer(&mcp.Implementation{Name: "url", Version: "1"}, nil)
+	s.AddTool(&mcp.Tool{Name: "login", InputSchema: map[string]any{"type": "object"}}, func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		res, err := req.Session.Elicit(ctx, &mcp.ElicitParams{Mode: "url", Message: "sign in", URL: "https://idp.example/login", ElicitationID: "e1"})
+		if err != nil {
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "failed: " + err.Error()}}}, nil
+		}
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: res.Action}}}, nil
+	})
+	tg := startGateway(t, []UpstreamConfig{{Name: "u", Transport: TransportStreamableHTTP, URL: startSDKServer(t, s, false), Sharing: SharingPerSession}})
+	connect(t, tg.mcpURL(), "streamable", "2025-11-25").waitTools(t, "up", hasAll("u__login"))
+
+	asked := make(chan string, 1)
+	c := mcp.NewClient(&mcp.Implementation{Name: "browser", Version: "1"}, &mcp.ClientOptions{
+		Capabilities: &mcp.ClientCapabilities{Elicitation: &mcp.ElicitationCapabilities{Form: &mcp.FormElicitationCapabilities{}, URL: &mcp.URLElicitationCapabilities{}}},
+		ElicitationHandler: func(_ context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+			asked <- req.Params.Mode + " " + req.Params.URL
+			return &mcp.ElicitResult{Action: "accept"}, nil
+		},
+	})
+	cs, err := c.Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: tg.mcpURL()}, &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cs.Close() })
+	if got := callText(t, cs, "u__login", nil); got != "accept" {
+		t.Errorf("u__login = %q, want accept", got)
+	}
+	if got := <-asked; got != "url https://idp.example/login" {
+		t.Errorf("the client was asked %q", got)
+	}
+}

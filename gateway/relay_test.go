@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -108,7 +109,79 @@ func watchServer(subs *atomic.Int32, unsubscribed chan<- struct{}) *mcp.Server {
 		s.ResourceUpdated(ctx, &mcp.ResourceUpdatedNotificationParams{URI: in.URI})
 		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "touched"}}}, nil, nil
 	})
+	// grow adds a tool, so that the upstream's tool list changes.
+	mcp.AddTool(s, &mcp.Tool{Name: "grow"}, func(ctx context.Context, _ *mcp.CallToolRequest, in in) (*mcp.CallToolResult, any, error) {
+		s.AddTool(&mcp.Tool{Name: "grown", InputSchema: map[string]any{"type": "object"}}, func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			return &mcp.CallToolResult{}, nil
+		})
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "grown"}}}, nil, nil
+	})
 	return s
+}
+
+// A 2026-07-28 client has no session and no GET stream: it listens
+// (subscriptions/listen) for resource updates and list changes, which the
+// gateway serves from the upstream's notifications, under public URIs, to
+// the listening client only; the upstream subscription ends with the
+// listen.
+func TestListenForModernClients(t *testing.T) {
+	var upstreamSubs atomic.Int32
+	unsubscribed := make(chan struct{}, 10)
+	url := startSDKServer(t, watchServer(&upstreamSubs, unsubscribed), false)
+	tg := startGateway(t, []UpstreamConfig{{Name: "w", Transport: TransportStreamableHTTP, URL: url}})
+	legacy := connect(t, tg.mcpURL(), "streamable", "2025-11-25")
+	legacy.waitTools(t, "w up", hasAll("w__touch"))
+
+	updates := make(chan string, 10)
+	toolsChanged := make(chan struct{}, 10)
+	c := mcp.NewClient(&mcp.Implementation{Name: "listener", Version: "1"}, &mcp.ClientOptions{
+		ResourceUpdatedHandler:  func(_ context.Context, req *mcp.ResourceUpdatedNotificationRequest) { updates <- req.Params.URI },
+		ToolListChangedHandler: func(context.Context, *mcp.ToolListChangedRequest) { toolsChanged <- struct{}{} },
+	})
+	cs, err := c.Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: tg.mcpURL()}, &mcp.ClientSessionOptions{ProtocolVersion: version20260728})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cs.Close() })
+	ctx := callCtx(t)
+	if err := cs.Subscribe(ctx, &mcp.SubscribeParams{URI: "w+file:///a.txt"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := upstreamSubs.Load(); n != 1 {
+		t.Errorf("upstream subscriptions = %d, want 1", n)
+	}
+	callText(t, legacy.ClientSession, "w__touch", map[string]any{"uri": "file:///b.txt"})
+	callText(t, legacy.ClientSession, "w__touch", map[string]any{"uri": "file:///a.txt"})
+	select {
+	case got := <-updates:
+		if got != "w+file:///a.txt" {
+			t.Errorf("update for %q, want w+file:///a.txt (and none for b.txt)", got)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("the listening client got no update")
+	}
+
+	callText(t, legacy.ClientSession, "w__grow", map[string]any{"uri": ""})
+	select {
+	case <-toolsChanged:
+	case <-time.After(waitTimeout):
+		t.Fatal("the listening client was not told that the tools changed")
+	}
+	if names := toolNames(t, cs); !slices.Contains(names, "w__grown") {
+		t.Errorf("tools after the change = %v, want w__grown", names)
+	}
+
+	if err := cs.Unsubscribe(ctx, &mcp.UnsubscribeParams{URI: "w+file:///a.txt"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-unsubscribed:
+	case <-time.After(waitTimeout):
+		t.Fatal("the upstream subscription outlived the listen")
+	}
+	if len(updates) > 0 {
+		t.Errorf("unexpected update %q", <-updates)
+	}
 }
 
 // resources/updated reaches the subscribed sessions only, under the public

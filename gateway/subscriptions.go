@@ -68,7 +68,10 @@ func (s *subscriptions) subscribe(ctx context.Context, req *mcp.SubscribeRequest
 
 // unsubscribe is the server's UnsubscribeHandler.
 func (s *subscriptions) unsubscribe(ctx context.Context, req *mcp.UnsubscribeRequest) error {
-	s.drop(ctx, req.Session, req.Params.URI)
+	// A 2026-07-28 listen ends by its request being cancelled, and the
+	// SDK unsubscribes with that cancelled context: the upstream's
+	// unsubscribe must not inherit it.
+	s.drop(context.WithoutCancel(ctx), req.Session, req.Params.URI)
 	return nil
 }
 

@@ -91,6 +91,11 @@ type Options struct {
 	// undeclared, so a well-behaved server never asks.
 	CreateMessageHandler func(context.Context, *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error)
 	ElicitationHandler   func(context.Context, *mcp.ElicitRequest) (*mcp.ElicitResult, error)
+	// Elicitation, if non-nil and ElicitationHandler is set, is the
+	// elicitation capability declared (modes form and url), in place of
+	// the SDK's default of form only: a relay declares what the client at
+	// the other end declared.
+	Elicitation *mcp.ElicitationCapabilities
 	// Roots, if non-nil, declares the roots capability and answers
 	// roots/list with these roots; SetRoots changes them. If nil, no roots
 	// capability is declared: a shared connection has no roots to offer.
@@ -398,6 +403,10 @@ func (u *Upstream) connect(life context.Context, end context.CancelFunc) (*mcp.C
 	}
 	if u.opts.ListRootsHandler != nil {
 		caps.RootsV2 = &mcp.RootCapabilities{}
+	}
+	if u.opts.ElicitationHandler != nil && u.opts.Elicitation != nil {
+		e := *u.opts.Elicitation
+		caps.Elicitation = &e
 	}
 	client := mcp.NewClient(u.opts.ClientInfo, &mcp.ClientOptions{
 		Logger: u.log,
