@@ -125,6 +125,11 @@ type UpstreamConfig struct {
 	// Timeout bounds each call. If zero, 30s.
 	Timeout Duration `yaml:"timeout"`
 
+	// PingInterval is how often a connected upstream is pinged for health;
+	// two missed pings in a row reconnect it (restart a stdio child). If
+	// zero, 30s.
+	PingInterval Duration `yaml:"ping_interval"`
+
 	// Credentials authenticate the gateway itself to a remote upstream.
 	Credentials *CredentialsConfig `yaml:"credentials"`
 
@@ -904,6 +909,9 @@ func (c *Config) ApplyDefaults() {
 		if c.Upstreams[i].Timeout.Duration == 0 {
 			c.Upstreams[i].Timeout.Duration = defaultTimeout
 		}
+		if c.Upstreams[i].PingInterval.Duration == 0 {
+			c.Upstreams[i].PingInterval.Duration = 30 * time.Second
+		}
 	}
 	if c.SessionStore.Type == "" {
 		c.SessionStore.Type = defaultSessionStore
@@ -1227,6 +1235,9 @@ func validateUpstream(p *problemList, u *UpstreamConfig, at string) {
 	}
 	if u.Timeout.Duration <= 0 || u.Timeout.Duration > time.Hour {
 		p.add("%s: timeout %s is out of range; use more than 0 and at most 1h (default 30s)", at, u.Timeout.Duration)
+	}
+	if d := u.PingInterval.Duration; d < 100*time.Millisecond || d > time.Hour {
+		p.add("%s: ping_interval %s is out of range; use 100ms to 1h (default 30s)", at, d)
 	}
 	if u.Sharing != SharingShared && u.Sharing != SharingPerSession {
 		p.add("%s: sharing %q is not one of %s, %s", at, u.Sharing, SharingShared, SharingPerSession)

@@ -98,7 +98,7 @@ session_store: {type: memory, ttl: 2h}
 			{
 				Name: "demo", Transport: TransportStdio, Command: "./bin/demo",
 				Args: []string{"--stdio", "fast"}, Env: map[string]string{"API_KEY": "k-123"},
-				Cwd: "work", Timeout: Duration{90 * time.Second}, Sharing: SharingShared,
+				Cwd: "work", Timeout: Duration{90 * time.Second}, PingInterval: Duration{30 * time.Second}, Sharing: SharingShared,
 			},
 			{
 				Name: "remote", Transport: TransportStreamableHTTP, URL: "http://127.0.0.1:13002/mcp",
@@ -107,11 +107,11 @@ session_store: {type: memory, ttl: 2h}
 				Tools:     Filter{Include: []string{"*"}, Exclude: []string{"dangerous_*"}},
 				Prompts:   Filter{Include: []string{"greet"}},
 				Resources: Filter{Exclude: []string{"file:///secret/*"}},
-				Timeout:   Duration{30 * time.Second}, Sharing: SharingShared,
+				Timeout:   Duration{30 * time.Second}, PingInterval: Duration{30 * time.Second}, Sharing: SharingShared,
 			},
 			{
 				Name: "legacy", Transport: TransportSSE, URL: "https://legacy.example.com/sse",
-				Prefix: ptr("old"), Timeout: Duration{30 * time.Second}, Sharing: SharingShared,
+				Prefix: ptr("old"), Timeout: Duration{30 * time.Second}, PingInterval: Duration{30 * time.Second}, Sharing: SharingShared,
 			},
 		},
 		SessionStore: SessionStoreConfig{Type: "memory", TTL: Duration{2 * time.Hour}},
@@ -134,7 +134,7 @@ func TestParseConfigDefaults(t *testing.T) {
 		Log:          LogConfig{Level: "info", Format: "text"},
 		Namespace:    NamespaceConfig{Separator: "__", MaxNameLength: 64},
 		Upstreams: []UpstreamConfig{{
-			Name: "demo", Transport: "stdio", Command: "./demo", Timeout: Duration{30 * time.Second}, Sharing: SharingShared,
+			Name: "demo", Transport: "stdio", Command: "./demo", Timeout: Duration{30 * time.Second}, PingInterval: Duration{30 * time.Second}, Sharing: SharingShared,
 		}},
 		SessionStore: SessionStoreConfig{Type: "memory", TTL: Duration{30 * time.Minute}},
 		RequestState: RequestStateConfig{TTL: Duration{10 * time.Minute}},

@@ -101,15 +101,16 @@ type mount struct {
 func (m *mount) upstreamConfig(cfgDir string, perSession bool) upstream.Config {
 	uc := m.cfg
 	return upstream.Config{
-		Name:      uc.Name,
-		Transport: uc.Transport,
-		Command:   uc.Command,
-		Args:      uc.Args,
-		Env:       uc.Env,
-		Dir:       uc.WorkDir(cfgDir),
-		URL:       uc.URL,
-		Headers:   uc.Headers,
-		Timeout:   uc.Timeout.Duration,
+		Name:         uc.Name,
+		Transport:    uc.Transport,
+		Command:      uc.Command,
+		Args:         uc.Args,
+		Env:          uc.Env,
+		Dir:          uc.WorkDir(cfgDir),
+		URL:          uc.URL,
+		Headers:      uc.Headers,
+		Timeout:      uc.Timeout.Duration,
+		PingInterval: uc.PingInterval.Duration,
 
 		ProtocolVersion: uc.upstreamVersion(perSession),
 	}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -267,3 +268,35 @@ func (f *flushNotifier) Flush() {
 }
 
 func (f *flushNotifier) Unwrap() http.ResponseWriter { return f.ResponseWriter }
+
+// An upstream that stops answering pings is reconnected: health is the
+// answer to a ping, not an open socket.
+func TestPingReconnectsHungUpstream(t *testing.T) {
+	var hang atomic.Bool
+	s := newTestServer("hung", nil)
+	s.AddReceivingMiddleware(func(next mcp.MethodHandler) mcp.MethodHandler {
+		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+			if method == "ping" && hang.Load() {
+				<-ctx.Done()
+				return nil, ctx.Err()
+			}
+			return next(ctx, method, req)
+		}
+	})
+	ts := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil))
+	t.Cleanup(func() { stopServer(ts) })
+	cfg := Config{Name: "hung", Transport: TransportStreamableHTTP, URL: ts.URL, PingInterval: 40 * time.Millisecond}
+	h := startUpstream(t, cfg, testOptions())
+	h.waitUp(t)
+
+	hang.Store(true)
+	down := h.waitChange(t, "the hung upstream to be dropped", func(s snapshot) bool { return s.status.State != StateUp })
+	if down.status.LastError == nil {
+		t.Errorf("status after missed pings = %+v, want the cause", down.status)
+	}
+	hang.Store(false)
+	up := h.waitUp(t)
+	if up.status.Restarts < 1 {
+		t.Errorf("status after reconnecting = %+v, want a restart counted", up.status)
+	}
+}

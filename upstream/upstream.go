@@ -56,6 +56,14 @@ type Config struct {
 	// Timeout bounds the initial handshake and each catalog read. If zero, 30s.
 	Timeout time.Duration
 
+	// PingInterval, if positive, pings a connected upstream that speaks a
+	// revision with ping (2025-era) this often; two pings in a row that get
+	// no answer within half the interval end the connection, which is then
+	// re-established like any other lost one. A hung stdio child is
+	// restarted this way. 2026-07-28 has no ping: its requests are
+	// independent, so each one is its own health check.
+	PingInterval time.Duration
+
 	// ProtocolVersion is the MCP revision offered to the upstream. If empty,
 	// 2025-11-25: the newest sessionful revision, which carries
 	// server-to-client requests and notifications on the connection. If
@@ -414,6 +422,8 @@ func (u *Upstream) connect(life context.Context, end context.CancelFunc) (*mcp.C
 		// answers must come from the client at the other end of the
 		// gateway, which only the caller knows.
 		MultiRoundTrip:       &mcp.MultiRoundTripOptions{Disabled: true},
+		KeepAlive:                 u.cfg.PingInterval,
+		KeepAliveFailureThreshold: 2,
 		Capabilities:         caps,
 		CreateMessageHandler: u.opts.CreateMessageHandler,
 		ElicitationHandler:   u.opts.ElicitationHandler,
