@@ -273,18 +273,25 @@ func (f *flushNotifier) Unwrap() http.ResponseWriter { return f.ResponseWriter }
 // answer to a ping, not an open socket.
 func TestPingReconnectsHungUpstream(t *testing.T) {
 	var hang atomic.Bool
+	// Pings the client gave up on are released before the server stops,
+	// which waits for its handlers.
+	release := make(chan struct{})
 	s := newTestServer("hung", nil)
 	s.AddReceivingMiddleware(func(next mcp.MethodHandler) mcp.MethodHandler {
 		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
 			if method == "ping" && hang.Load() {
-				<-ctx.Done()
-				return nil, ctx.Err()
+				select {
+				case <-ctx.Done():
+				case <-release:
+				}
+				return nil, errors.New("hung")
 			}
 			return next(ctx, method, req)
 		}
 	})
 	ts := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil))
 	t.Cleanup(func() { stopServer(ts) })
+	t.Cleanup(func() { close(release) })
 	cfg := Config{Name: "hung", Transport: TransportStreamableHTTP, URL: ts.URL, PingInterval: 40 * time.Millisecond}
 	h := startUpstream(t, cfg, testOptions())
 	h.waitUp(t)
