@@ -49,6 +49,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/mcpgw/gateway/auth"
+	"github.com/mcpgw/gateway/sessionstore"
 )
 
 // Config is the gateway configuration, as read from YAML.
@@ -70,6 +71,7 @@ type Config struct {
 	SessionStore SessionStoreConfig `yaml:"session_store"`
 	Auth         AuthConfig         `yaml:"auth"`
 	RequestState RequestStateConfig `yaml:"request_state"`
+	Replica      ReplicaConfig      `yaml:"replica"`
 
 	// Dir is the directory of the config file; relative cwd values resolve
 	// against it. Not from YAML.
@@ -218,10 +220,54 @@ func (c RequestStateConfig) StateKey() ([]byte, error) {
 
 // SessionStoreConfig selects where client sessions are kept.
 type SessionStoreConfig struct {
-	// Type is "memory". If empty, memory.
+	// Type is "memory" (one replica) or "redis" (any number of replicas
+	// share the sessions). If empty, memory.
 	Type string `yaml:"type"`
 	// TTL is how long an idle session lives. If zero, 30m.
 	TTL Duration `yaml:"ttl"`
+	// Redis reaches the Redis server(s) when Type is redis.
+	Redis *RedisConfig `yaml:"redis"`
+}
+
+// RedisConfig is how the gateway reaches Redis: one server by URL, or
+// Sentinels (addrs + master_name), or a Cluster (addrs alone).
+type RedisConfig struct {
+	// URL is redis://[user[:password]@]host[:port][/db], or rediss:// for
+	// TLS; put the password in with ${VAR}.
+	URL              string   `yaml:"url"`
+	Addrs            []string `yaml:"addrs"`
+	MasterName       string   `yaml:"master_name"`
+	Username         string   `yaml:"username"`
+	Password         string   `yaml:"password"`
+	SentinelUsername string   `yaml:"sentinel_username"`
+	SentinelPassword string   `yaml:"sentinel_password"`
+	DB               int      `yaml:"db"`
+	TLS              bool     `yaml:"tls"`
+	// Timeout bounds each dial, read and write. If zero, 2s.
+	Timeout Duration `yaml:"timeout"`
+	// Prefix starts every key and channel, so that deployments can share
+	// a database. If empty, "mcpgw:".
+	Prefix string `yaml:"prefix"`
+}
+
+// ClientConfig is the sessionstore package's view of c.
+func (c *RedisConfig) ClientConfig() *sessionstore.RedisClientConfig {
+	return &sessionstore.RedisClientConfig{
+		URL: c.URL, Addrs: c.Addrs, MasterName: c.MasterName, Username: c.Username, Password: c.Password,
+		SentinelUsername: c.SentinelUsername, SentinelPassword: c.SentinelPassword, DB: c.DB, TLS: c.TLS, Timeout: c.Timeout.Duration,
+	}
+}
+
+// ReplicaConfig names this process among the gateway's replicas.
+type ReplicaConfig struct {
+	// ID names the replica in logs and sealed request states. If empty,
+	// the host name (a pod's name) and a random suffix.
+	ID string `yaml:"id"`
+	// AdvertiseURL is how other replicas reach this one (scheme, host and
+	// port of the listener; e.g. http://${POD_IP}:8080): a request that
+	// lands on a replica not holding its session is forwarded here. If
+	// empty, http://<host name>:<listen port>.
+	AdvertiseURL string `yaml:"advertise_url"`
 }
 
 // Transports an upstream can use.
@@ -1026,10 +1072,24 @@ func (c *Config) Validate() error {
 
 	switch c.SessionStore.Type {
 	case "memory":
+		if c.SessionStore.Redis != nil {
+			p.add("session_store.redis: only for type \"redis\"; remove it or set type: redis")
+		}
 	case "redis":
-		p.add("session_store.type: %q is not supported by this build yet; use \"memory\"", c.SessionStore.Type)
+		if c.SessionStore.Redis == nil {
+			p.add("session_store.redis: required for type \"redis\"; set url (redis://host:6379/0) or addrs")
+		} else if err := c.SessionStore.Redis.ClientConfig().Validate(); err != nil {
+			for _, line := range strings.Split(err.Error(), "\n") {
+				p.add("session_store.redis.%s", line)
+			}
+		}
 	default:
-		p.add("session_store.type: %q is not a session store type; use \"memory\"", c.SessionStore.Type)
+		p.add("session_store.type: %q is not a session store type; use \"memory\" or \"redis\"", c.SessionStore.Type)
+	}
+	if u := c.Replica.AdvertiseURL; u != "" {
+		if msg := checkHTTPURL(u, false); msg != "" {
+			p.add("replica.advertise_url: %s", msg)
+		}
 	}
 	if c.SessionStore.TTL.Duration < time.Minute {
 		p.add("session_store.ttl: %s is too short; use at least 1m", c.SessionStore.TTL.Duration)

@@ -270,8 +270,8 @@ namespace: &n {separator: "__", bogus: 1}
 session_store: *n
 ` + oneStdio, nil, []string{
 			`line 2: unknown key "bogus" in namespace (valid keys: max_name_length, separator)`,
-			`line 2: unknown key "separator" in session_store (valid keys: ttl, type)`,
-			`line 2: unknown key "bogus" in session_store (valid keys: ttl, type)`,
+			`line 2: unknown key "separator" in session_store (valid keys: redis, ttl, type)`,
+			`line 2: unknown key "bogus" in session_store (valid keys: redis, ttl, type)`,
 		}},
 		{"non-scalar key", "? [a]\n: 1\n" + oneStdio, nil,
 			[]string{`line 1: keys must be plain names, not a list, in config`, "line 1: cannot unmarshal !!seq into string"}},
@@ -297,7 +297,7 @@ session_store: *n
 		{"duration as list", oneStdio + "    timeout: [1s]\n", nil,
 			[]string{`line 6: a duration must be a string like 30s or 1m30s`}},
 		{"unknown key and type error together", "listen: [1]\nlisten_addr: x" + oneStdio, nil, []string{
-			`line 2: unknown key "listen_addr" in config (valid keys: allowed_origins, auth, listen, log, max_body_bytes, namespace, public_url, request_state, session_store, upstreams)`,
+			`line 2: unknown key "listen_addr" in config (valid keys: allowed_origins, auth, listen, log, max_body_bytes, namespace, public_url, replica, request_state, session_store, upstreams)`,
 			"line 1: cannot unmarshal !!seq into string",
 		}},
 		{"origin that is not a URL", `allowed_origins: ["http://a b"]` + oneStdio, nil,
@@ -373,10 +373,17 @@ upstreams:
 			[]string{`namespace.separator: "--" could appear inside an upstream name; include a character names cannot contain ("_", "." or an uppercase letter)`}},
 		{"max_name_length", "namespace: {max_name_length: 15}" + oneStdio, nil,
 			[]string{"namespace.max_name_length: 15 is out of range; use 16-128 (default 64)"}},
-		{"session store redis", "session_store: {type: redis}" + oneStdio, nil,
-			[]string{`session_store.type: "redis" is not supported by this build yet; use "memory"`}},
+		{"session store redis without redis", "session_store: {type: redis}" + oneStdio, nil,
+			[]string{`session_store.redis: required for type "redis"; set url (redis://host:6379/0) or addrs`}},
+		{"session store redis bad url", "session_store: {type: redis, redis: {url: \"http://x\", password: p}}" + oneStdio, nil, []string{
+			`session_store.redis.url: redis: invalid URL scheme: http`,
+			`session_store.redis.url: username, password, db and tls must be set in the URL itself`}},
+		{"redis settings on memory", "session_store: {redis: {url: \"redis://x:6379\"}}" + oneStdio, nil,
+			[]string{`session_store.redis: only for type "redis"; remove it or set type: redis`}},
+		{"advertise url", "replica: {advertise_url: \"ftp://x\"}" + oneStdio, nil,
+			[]string{`replica.advertise_url: "ftp://x" must be an absolute http or https URL like https://gw.example.com`}},
 		{"session store other", "session_store: {type: disk, ttl: 30s}" + oneStdio, nil, []string{
-			`session_store.type: "disk" is not a session store type; use "memory"`,
+			`session_store.type: "disk" is not a session store type; use "memory" or "redis"`,
 			"session_store.ttl: 30s is too short; use at least 1m",
 		}},
 
@@ -539,7 +546,7 @@ session_store: {type: redis}
 		`log.level: "loud" is not one of debug, info, warn, error`,
 		`upstreams[0] "github": url is required when transport is "streamable-http"`,
 		`upstreams[1] "fs": command is required when transport is "stdio"`,
-		`session_store.type: "redis" is not supported by this build yet; use "memory"`,
+		`session_store.redis: required for type "redis"; set url (redis://host:6379/0) or addrs`,
 	}
 	if got := problemsOf(t, err); !reflect.DeepEqual(got, want) {
 		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -838,7 +845,7 @@ func TestValidate(t *testing.T) {
 		`namespace.separator: "" must be 1-4 characters from [A-Za-z0-9_.-]; the default is "__"`,
 		"namespace.max_name_length: 0 is out of range; use 16-128 (default 64)",
 		"upstreams: at least one upstream is required; add one under upstreams:",
-		`session_store.type: "" is not a session store type; use "memory"`,
+		`session_store.type: "" is not a session store type; use "memory" or "redis"`,
 		"session_store.ttl: 0s is too short; use at least 1m",
 		"request_state.ttl: 0s is out of range; use 1s to 24h (default 10m)",
 	}

@@ -29,6 +29,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -74,6 +75,14 @@ type Gateway struct {
 	catalog   *catalog
 	store     sessionstore.Store
 	ownStore  bool
+	closeRedis func() error // the Redis client the gateway made, if any
+
+	// With a shared store (Redis), sessions outlive this replica: advertise
+	// is how other replicas reach it, forwarder how it reaches them.
+	sharedStore bool
+	advertise   string
+	forwarder   http.RoundTripper
+	draining    atomic.Bool // shutting down: not ready
 
 	progress progressRoutes
 	subs     *subscriptions
@@ -133,10 +142,21 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 	}
 	g.log = g.opts.Logger
 	g.store = g.opts.Store
+	if g.store == nil && cfg.SessionStore.Type == "redis" && cfg.SessionStore.Redis != nil {
+		client, err := sessionstore.NewRedisClient(cfg.SessionStore.Redis.ClientConfig())
+		if err != nil {
+			return nil, err
+		}
+		g.store = sessionstore.NewRedis(client, &sessionstore.RedisOptions{Prefix: cfg.SessionStore.Redis.Prefix})
+		g.ownStore, g.closeRedis = true, client.Close
+	}
 	if g.store == nil {
 		g.store = sessionstore.NewMemory(nil)
 		g.ownStore = true
 	}
+	_, isMemory := g.store.(*sessionstore.Memory)
+	g.sharedStore = !isMemory
+	g.forwarder = newForwarder()
 	if cfg.PublicURL != "" {
 		u, err := url.Parse(cfg.PublicURL)
 		if err != nil {
@@ -295,7 +315,10 @@ func (g *Gateway) Start() {
 // CloseSessions ends every client session, ending their event streams, and
 // refuses new ones. An http.Server's Shutdown waits for open streams, so
 // call this from RegisterOnShutdown; Close later stops the upstreams.
-func (g *Gateway) CloseSessions() { g.sessions.closeAll() }
+func (g *Gateway) CloseSessions() {
+	g.draining.Store(true)
+	g.sessions.closeAll()
+}
 
 // Close ends every client session and stops every upstream (and child
 // process), returning when they are gone. It is idempotent.
@@ -315,6 +338,9 @@ func (g *Gateway) Close() error {
 		wg.Wait()
 		if g.ownStore {
 			err = g.store.Close()
+			if g.closeRedis != nil {
+				g.closeRedis()
+			}
 		}
 	})
 	return err

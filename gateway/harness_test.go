@@ -129,6 +129,7 @@ func startGateway(t *testing.T, ups []UpstreamConfig, mutate ...func(*Config, *O
 	}
 	g.Start()
 	srv := httptest.NewServer(g.Handler())
+	g.SetAdvertiseURL(srv.Listener.Addr())
 	t.Cleanup(func() {
 		srv.CloseClientConnections()
 		g.Close()

@@ -12,6 +12,7 @@ package gateway
 // would silently stop.
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -79,11 +80,26 @@ func (g *Gateway) serveReady(w http.ResponseWriter, r *http.Request) {
 		ups[name] = j
 	}
 	tools, prompts, resources, templates := g.catalog.counts()
+	status, store, code := "ready", "ok", http.StatusOK
+	if p, ok := g.store.(interface{ Ping(context.Context) error }); ok {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		if err := p.Ping(ctx); err != nil {
+			status, store, code = "unready", "unavailable", http.StatusServiceUnavailable
+			g.log.LogAttrs(ctx, slog.LevelWarn, "session store unreachable", slog.Any("err", err))
+		}
+		cancel()
+	}
+	if g.draining.Load() {
+		status, code = "shutting down", http.StatusServiceUnavailable
+	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
 	json.NewEncoder(w).Encode(map[string]any{
-		"status":    "ready",
-		"upstreams": ups,
-		"catalog":   map[string]int{"tools": tools, "prompts": prompts, "resources": resources, "resourceTemplates": templates},
+		"status":       status,
+		"sessionStore": store,
+		"upstreams":    ups,
+		"catalog":      map[string]int{"tools": tools, "prompts": prompts, "resources": resources, "resourceTemplates": templates},
 	})
 }
 

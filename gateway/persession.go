@@ -150,6 +150,7 @@ func (g *Gateway) setLevel(ctx context.Context, ss *mcp.ServerSession, level mcp
 	if ls == nil {
 		return
 	}
+	defer g.sessionChanged(ctx, ss)
 	ls.mu.Lock()
 	ls.logLevel = level
 	ups := make([]*upstream.Upstream, 0, len(ls.ups))

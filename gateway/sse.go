@@ -68,12 +68,15 @@ func (g *Gateway) serveMessage(w http.ResponseWriter, r *http.Request) {
 		writeRPCError(w, http.StatusBadRequest, jsonrpc.CodeInvalidRequest, "sessionId query parameter is required")
 		return
 	}
-	ls := g.sessions.lookup(r.Context(), id)
-	if ls == nil || ls.sse == nil {
-		writeRPCError(w, http.StatusNotFound, jsonrpc.CodeInvalidRequest, "session not found; open a new one with GET "+PathSSE)
+	if _, _, ok := readMessages(w, r); !ok {
 		return
 	}
-	if _, _, ok := readMessages(w, r); !ok {
+	ls := g.sessions.find(w, r, id)
+	if ls == nil {
+		return
+	}
+	if ls.sse == nil {
+		writeRPCError(w, http.StatusNotFound, jsonrpc.CodeInvalidRequest, "session not found; open a new one with GET "+PathSSE)
 		return
 	}
 	ls.serve(w, r)

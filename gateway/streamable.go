@@ -100,12 +100,9 @@ func (g *Gateway) postMCP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if sid != "" {
-		ls := g.sessions.lookup(r.Context(), sid)
-		if ls == nil {
-			writeRPCError(w, http.StatusNotFound, jsonrpc.CodeInvalidRequest, "session not found; initialize a new session")
-			return
+		if ls := g.sessions.find(w, r, sid); ls != nil {
+			ls.serve(w, r)
 		}
-		ls.serve(w, r)
 		return
 	}
 	if !hasMethod(msgs, "initialize") {
@@ -202,12 +199,9 @@ func (g *Gateway) getMCP(w http.ResponseWriter, r *http.Request) {
 		writeRPCError(w, http.StatusMethodNotAllowed, jsonrpc.CodeInvalidRequest, "GET needs an Mcp-Session-Id header")
 		return
 	}
-	ls := g.sessions.lookup(r.Context(), sid)
-	if ls == nil {
-		writeRPCError(w, http.StatusNotFound, jsonrpc.CodeInvalidRequest, "session not found; initialize a new session")
-		return
+	if ls := g.sessions.find(w, r, sid); ls != nil {
+		ls.serve(w, r)
 	}
-	ls.serve(w, r)
 }
 
 func (g *Gateway) deleteMCP(w http.ResponseWriter, r *http.Request) {
@@ -216,13 +210,10 @@ func (g *Gateway) deleteMCP(w http.ResponseWriter, r *http.Request) {
 		writeRPCError(w, http.StatusBadRequest, jsonrpc.CodeInvalidRequest, "DELETE needs an Mcp-Session-Id header")
 		return
 	}
-	ls := g.sessions.lookup(r.Context(), sid)
-	if ls == nil {
-		writeRPCError(w, http.StatusNotFound, jsonrpc.CodeInvalidRequest, "session not found")
-		return
+	if ls := g.sessions.find(w, r, sid); ls != nil {
+		ls.close()
+		w.WriteHeader(http.StatusNoContent)
 	}
-	ls.close()
-	w.WriteHeader(http.StatusNoContent)
 }
 
 // sessions tracks the live sessionful sessions of this replica (Streamable
@@ -245,11 +236,13 @@ type liveSession struct {
 	sse        *mcp.SSEServerTransport        // nil for Streamable HTTP sessions
 	principal  *auth.Principal                // who opened it; nil without auth
 
-	ended chan struct{} // closed when the session has ended and is forgotten
+	ended   chan struct{} // closed when the session has ended and is forgotten
+	created time.Time
 
 	mu       sync.Mutex         // guards the fields below
 	session  *mcp.ServerSession // nil until connected
 	closing  bool               // close was called, or the session ended
+	keep     bool               // dropped from this replica only: its record stays for another
 	active   int                // requests in flight; the idle timer runs at zero
 	idle     *time.Timer
 	ups      map[*mount]*upstream.Upstream // per-session upstream connections
@@ -268,6 +261,10 @@ func newSessions(g *Gateway) *sessions {
 func (s *sessions) open(w http.ResponseWriter, r *http.Request) {
 	t := &mcp.StreamableServerTransport{SessionID: rand.Text()}
 	ls, err := s.connect(r.Context(), t.SessionID, t, "streamable")
+	if errors.Is(err, sessionstore.ErrUnavailable) {
+		storeFailed(w)
+		return
+	}
 	if err != nil {
 		writeRPCError(w, http.StatusServiceUnavailable, jsonrpc.CodeInternalError, "gateway is shutting down")
 		return
@@ -278,21 +275,26 @@ func (s *sessions) open(w http.ResponseWriter, r *http.Request) {
 		ls.session.Close()
 		return
 	}
-	rec, err := s.g.store.Get(r.Context(), ls.id)
-	if err == nil {
-		rec.ProtocolVersion = ls.session.InitializeParams().ProtocolVersion
-		if state, err := json.Marshal(ls.session.InitializeParams()); err == nil {
-			rec.State = state
-		}
-		s.g.store.Update(r.Context(), rec, s.ttl)
-	}
+	s.recordSession(r.Context(), ls)
 }
 
-// connect registers a session and connects the front door's server over
+// connect records a new session and connects the front door's server over
 // t. The session is findable before the handshake starts: an SSE client
 // may POST to the endpoint the moment the stream names it.
 func (s *sessions) connect(ctx context.Context, id string, t mcp.Transport, kind string) (*liveSession, error) {
-	ls := &liveSession{s: s, id: id, ended: make(chan struct{}), principal: auth.PrincipalFromContext(ctx)}
+	now := time.Now()
+	rec := &sessionstore.Record{ID: id, Principal: auth.PrincipalFromContext(ctx).Key(), Transport: kind, Owner: s.g.advertise, CreatedAt: now, UpdatedAt: now}
+	if err := s.g.store.Create(ctx, rec, s.ttl); err != nil {
+		s.g.log.LogAttrs(ctx, slog.LevelWarn, "recording session failed", slog.Any("err", err))
+		return nil, err
+	}
+	return s.connectWith(ctx, id, t, rec, nil)
+}
+
+// connectWith registers a session whose record exists and connects the
+// server over t, from state if the session is being rebuilt.
+func (s *sessions) connectWith(ctx context.Context, id string, t mcp.Transport, rec *sessionstore.Record, state *mcp.ServerSessionState) (*liveSession, error) {
+	ls := &liveSession{s: s, id: id, ended: make(chan struct{}), principal: auth.PrincipalFromContext(ctx), created: rec.CreatedAt}
 	switch t := t.(type) {
 	case *mcp.StreamableServerTransport:
 		ls.streamable = t
@@ -300,10 +302,6 @@ func (s *sessions) connect(ctx context.Context, id string, t mcp.Transport, kind
 		ls.sse = t
 	}
 	ls.idle = time.AfterFunc(s.ttl, ls.close)
-	now := time.Now()
-	if err := s.g.store.Create(ctx, &sessionstore.Record{ID: id, Principal: ls.principal.Key(), Transport: kind, Owner: "local", CreatedAt: now, UpdatedAt: now}, s.ttl); err != nil {
-		s.g.log.LogAttrs(ctx, slog.LevelWarn, "recording session failed", slog.Any("err", err))
-	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -314,7 +312,7 @@ func (s *sessions) connect(ctx context.Context, id string, t mcp.Transport, kind
 	s.watches.Add(1)
 	s.mu.Unlock()
 
-	ss, err := s.g.server.Connect(ctx, t, nil)
+	ss, err := s.g.server.Connect(ctx, t, &mcp.ServerSessionOptions{State: state})
 	if err != nil {
 		s.forget(ls)
 		s.watches.Done()
@@ -346,6 +344,7 @@ func (s *sessions) forget(ls *liveSession) {
 	ls.idle.Stop()
 	ls.closing = true
 	ss := ls.session
+	keep := ls.keep
 	ls.mu.Unlock()
 	if ss != nil {
 		s.g.subs.sessionEnded(ss)
@@ -359,6 +358,9 @@ func (s *sessions) forget(ls *liveSession) {
 		delete(s.byServerSession, ss)
 	}
 	s.mu.Unlock()
+	if keep {
+		return
+	}
 	if err := s.g.store.Delete(context.Background(), ls.id); err != nil {
 		s.g.log.LogAttrs(context.Background(), slog.LevelWarn, "deleting session record failed", slog.Any("err", err))
 	}
@@ -376,24 +378,13 @@ func (ls *liveSession) close() {
 	}
 }
 
-// lookup returns the live session with id, or nil. A session that this
-// replica does not hold is unknown (404) even if the store has it, and so
-// is a session that another principal opened: an id is never a credential.
-func (s *sessions) lookup(ctx context.Context, id string) *liveSession {
-	s.mu.Lock()
-	ls := s.live[id]
-	s.mu.Unlock()
-	if ls == nil {
-		return nil
-	}
-	if caller := auth.PrincipalFromContext(ctx); caller.Key() != ls.principal.Key() {
-		auth.Audit(ctx, s.g.log, caller, "session", "session of another principal", auth.OutcomeDenied)
-		return nil
-	}
-	if err := s.g.store.Touch(ctx, id, s.ttl); err != nil && !errors.Is(err, sessionstore.ErrNotFound) {
-		s.g.log.LogAttrs(ctx, slog.LevelWarn, "touching session record failed", slog.Any("err", err))
-	}
-	return ls
+// drop ends this replica's hold on the session but keeps its record, so
+// that another replica takes it over (shutdown with a shared store).
+func (ls *liveSession) drop() {
+	ls.mu.Lock()
+	ls.keep = true
+	ls.mu.Unlock()
+	ls.close()
 }
 
 // serve hands one HTTP request to the session's transport, pausing the idle
@@ -429,7 +420,9 @@ func (ls *liveSession) end() {
 }
 
 // closeAll ends every session and waits until they are gone. New sessions
-// are refused from then on.
+// are refused from then on. With a shared store, Streamable HTTP sessions
+// only leave this replica: their records stay, and the next request of
+// each goes to another replica, which takes it over.
 func (s *sessions) closeAll() {
 	s.mu.Lock()
 	s.closed = true
@@ -439,7 +432,11 @@ func (s *sessions) closeAll() {
 	}
 	s.mu.Unlock()
 	for _, ls := range all {
-		ls.close()
+		if s.g.sharedStore && ls.streamable != nil {
+			ls.drop()
+		} else {
+			ls.close()
+		}
 	}
 	s.watches.Wait()
 }

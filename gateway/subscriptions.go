@@ -55,7 +55,6 @@ func (s *subscriptions) subscribe(ctx context.Context, req *mcp.SubscribeRequest
 		}
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.bySession[req.Session] == nil {
 		s.bySession[req.Session] = map[string]route{}
 	}
@@ -63,7 +62,20 @@ func (s *subscriptions) subscribe(ctx context.Context, req *mcp.SubscribeRequest
 		s.bySession[req.Session][uri] = r
 		s.count[uri]++
 	}
+	s.mu.Unlock()
+	s.g.sessionChanged(ctx, req.Session)
 	return nil
+}
+
+// of returns the public URIs a session is subscribed to.
+func (s *subscriptions) of(ss *mcp.ServerSession) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var uris []string
+	for uri := range s.bySession[ss] {
+		uris = append(uris, uri)
+	}
+	return uris
 }
 
 // unsubscribe is the server's UnsubscribeHandler.
@@ -72,6 +84,7 @@ func (s *subscriptions) unsubscribe(ctx context.Context, req *mcp.UnsubscribeReq
 	// SDK unsubscribes with that cancelled context: the upstream's
 	// unsubscribe must not inherit it.
 	s.drop(context.WithoutCancel(ctx), req.Session, req.Params.URI)
+	s.g.sessionChanged(ctx, req.Session)
 	return nil
 }
 

@@ -140,6 +140,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 		g.Close()
 		return 1
 	}
+	g.SetAdvertiseURL(ln.Addr())
 	g.Start()
 
 	srv := &http.Server{

@@ -1,0 +1,276 @@
+package gateway
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpgw/gateway/sessionstore/redistest"
+)
+
+// replica is one gateway of a deployment that shares a Redis.
+type replica struct {
+	g   *Gateway
+	srv *httptest.Server
+}
+
+// startReplicas starts n gateways over ups that share the Redis at
+// redisURL (under a prefix of their own).
+func startReplicas(t *testing.T, n int, redisURL string, ups []UpstreamConfig) []*replica {
+	t.Helper()
+	prefix := "test:" + strings.ReplaceAll(t.Name(), "/", "_") + ":"
+	var out []*replica
+	for range n {
+		tg := startGateway(t, ups, func(c *Config, _ *Options) {
+			c.SessionStore.Type = "redis"
+			c.SessionStore.Redis = &RedisConfig{URL: redisURL, Prefix: prefix}
+		})
+		out = append(out, &replica{g: tg.g, srv: tg.srv})
+	}
+	return out
+}
+
+// balancer is a client-side round-robin load balancer over replicas: every
+// HTTP request goes to the next live one, as a plain L4/L7 balancer without
+// sticky sessions would send it.
+type balancer struct {
+	mu      sync.Mutex
+	next    int
+	hosts   []string // host:port of each replica; "" when taken out
+	sent    map[string]int
+	gets    chan string // hosts that accepted a GET (a standalone stream) since a removal
+	removed bool
+}
+
+func newBalancer(rs []*replica) *balancer {
+	b := &balancer{sent: map[string]int{}, gets: make(chan string, 100)}
+	for _, r := range rs {
+		b.hosts = append(b.hosts, r.srv.Listener.Addr().String())
+	}
+	return b
+}
+
+// remove takes replica i out of rotation, as a balancer does with a dead
+// backend.
+func (b *balancer) remove(i int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.hosts[i] = ""
+	b.removed = true
+}
+
+func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
+	b.mu.Lock()
+	var host string
+	for range b.hosts {
+		host = b.hosts[b.next%len(b.hosts)]
+		b.next++
+		if host != "" {
+			break
+		}
+	}
+	b.sent[host]++
+	report := b.removed
+	b.mu.Unlock()
+	req = req.Clone(req.Context())
+	req.URL.Host = host
+	req.Host = host
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err == nil && report && req.Method == http.MethodGet && resp.StatusCode == http.StatusOK {
+		b.gets <- host
+	}
+	return resp, err
+}
+
+// Behind a round-robin balancer, every request of a session works whichever
+// replica it lands on: the session's owner serves it, the others forward it
+// there. The session's record names its owner and keeps its state.
+func TestAnyReplicaServesAnySession(t *testing.T) {
+	rdb := redistest.Start(t)
+	rs := startReplicas(t, 2, rdb.URL(), []UpstreamConfig{demoUpstream("demo")})
+	for _, r := range rs {
+		connect(t, r.srv.URL+PathMCP, "streamable", "2025-11-25").waitTools(t, "demo up", hasAll("demo__multiply"))
+	}
+	before := rs[0].g.sessions.count() + rs[1].g.sessions.count()
+	lb := newBalancer(rs)
+	c := mcp.NewClient(&mcp.Implementation{Name: "lb-client", Version: "1"}, nil)
+	cs, err := c.Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: rs[0].srv.URL + PathMCP, HTTPClient: &http.Client{Transport: lb}}, &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cs.Close() })
+	for i := range 6 {
+		if got := callText(t, cs, "demo__multiply", map[string]any{"a": i, "b": 7}); got != strconv.Itoa(i*7) {
+			t.Errorf("call %d through the balancer = %q, want %d", i, got, i*7)
+		}
+	}
+	if err := cs.SetLoggingLevel(callCtx(t), &mcp.SetLoggingLevelParams{Level: "warning"}); err != nil {
+		t.Fatal(err)
+	}
+	lb.mu.Lock()
+	sent := len(lb.sent)
+	lb.mu.Unlock()
+	if sent != 2 {
+		t.Errorf("the balancer used %d replicas, want both", sent)
+	}
+	owners := -before
+	for _, r := range rs {
+		owners += r.g.sessions.count()
+	}
+	if owners != 1 {
+		t.Errorf("%d replicas hold the session, want exactly one (the owner)", owners)
+	}
+	rec, err := rs[0].g.store.Get(callCtx(t), cs.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Owner != rs[0].g.advertise && rec.Owner != rs[1].g.advertise {
+		t.Errorf("record owner %q is neither replica", rec.Owner)
+	}
+	if rec.LogLevel != "warning" || rec.ProtocolVersion != "2025-11-25" || len(rec.State) == 0 {
+		t.Errorf("record = %+v, want the log level, version and state", rec)
+	}
+}
+
+// A replica that dies does not end its sessions: the next request lands on
+// another replica, which takes the session over from Redis (state, log
+// level, subscriptions) and serves it; the client never sees a 404.
+func TestDeadReplicaSessionsAreTakenOver(t *testing.T) {
+	rdb := redistest.Start(t)
+	var upstreamSubs atomic.Int32
+	unsubscribed := make(chan struct{}, 10)
+	watchURL := startSDKServer(t, watchServer(&upstreamSubs, unsubscribed), false)
+	rs := startReplicas(t, 2, rdb.URL(), []UpstreamConfig{{Name: "w", Transport: TransportStreamableHTTP, URL: watchURL}})
+	for _, r := range rs {
+		connect(t, r.srv.URL+PathMCP, "streamable", "2025-11-25").waitTools(t, "w up", hasAll("w__touch"))
+	}
+
+	held0, held1 := rs[0].g.sessions.count(), rs[1].g.sessions.count()
+	lb := newBalancer(rs)
+	updates := make(chan string, 10)
+	c := mcp.NewClient(&mcp.Implementation{Name: "lb-client", Version: "1"}, &mcp.ClientOptions{
+		ResourceUpdatedHandler: func(_ context.Context, req *mcp.ResourceUpdatedNotificationRequest) { updates <- req.Params.URI },
+	})
+	// The initialize goes to replica 0, which becomes the owner.
+	cs, err := c.Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: rs[0].srv.URL + PathMCP, HTTPClient: &http.Client{Transport: lb}}, &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cs.Close() })
+	if n := rs[0].g.sessions.count() - held0; n != 1 {
+		t.Fatalf("replica 0 holds %d new sessions, want the new one", n)
+	}
+	if err := cs.Subscribe(callCtx(t), &mcp.SubscribeParams{URI: "w+file:///a.txt"}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Replica 0 dies: its listener goes away and it holds the session no
+	// more; the record stays in Redis.
+	lb.remove(0)
+	rs[0].srv.CloseClientConnections()
+	rs[0].srv.Listener.Close()
+	rs[0].g.CloseSessions()
+
+	if got := callText(t, cs, "w__touch", map[string]any{"uri": "file:///b.txt"}); got != "touched" {
+		t.Fatalf("first call after the owner died = %q", got)
+	}
+	// The client reopens its stream, now on replica 1.
+	alive := rs[1].srv.Listener.Addr().String()
+	for host := recvTimeout(t, lb.gets, "the client's stream to reopen"); host != alive; {
+		host = recvTimeout(t, lb.gets, "the client's stream to reopen on replica 1")
+	}
+	if n := rs[1].g.sessions.count() - held1; n != 1 {
+		t.Fatalf("replica 1 holds %d new sessions after the takeover, want 1", n)
+	}
+	rec, err := rs[1].g.store.Get(callCtx(t), cs.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Owner != rs[1].g.advertise {
+		t.Errorf("record owner after takeover = %q, want replica 1 (%s)", rec.Owner, rs[1].g.advertise)
+	}
+	if len(rec.Subscriptions) != 1 || rec.Subscriptions[0] != "w+file:///a.txt" {
+		t.Errorf("record subscriptions after takeover = %v", rec.Subscriptions)
+	}
+	// The subscription was renewed on replica 1: an update reaches the
+	// client (on the stream it reopens there).
+	callText(t, cs, "w__touch", map[string]any{"uri": "file:///a.txt"})
+	select {
+	case got := <-updates:
+		if got != "w+file:///a.txt" {
+			t.Errorf("update for %q", got)
+		}
+	case <-time.After(waitTimeout):
+		t.Error("no resource update after the takeover")
+	}
+}
+
+// Without Redis the gateway is not ready, and requests that need a session
+// get 503 with Retry-After, never a hang or a 500; when Redis is back, so
+// is the gateway, and the sessions still in Redis go on.
+func TestRedisDown(t *testing.T) {
+	rdb := redistest.Start(t)
+	rs := startReplicas(t, 1, rdb.URL(), []UpstreamConfig{demoUpstream("demo")})
+	r := rs[0]
+	connect(t, r.srv.URL+PathMCP, "streamable", "2025-11-25").waitTools(t, "demo up", hasAll("demo__multiply"))
+	cs := connect(t, r.srv.URL+PathMCP, "streamable", "2025-11-25")
+
+	rdb.Stop()
+	resp, body := doRequest(t, http.MethodGet, r.srv.URL+PathReady, "", nil)
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), `"sessionStore":"unavailable"`) {
+		t.Errorf("readyz with Redis down = %d %s, want 503 naming the store", resp.StatusCode, body)
+	}
+	resp, body = doRequest(t, http.MethodPost, r.srv.URL+PathMCP, `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`,
+		with(jsonHeaders, headerSessionID, cs.ID(), headerProtocolVersion, "2025-11-25"))
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("request with Redis down = %d (Retry-After %q) %s, want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+	resp, _ = doRequest(t, http.MethodPost, r.srv.URL+PathMCP, `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"x","version":"1"}}}`, jsonHeaders)
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("initialize with Redis down = %d, want 503", resp.StatusCode)
+	}
+
+	rdb.Restart()
+	// Redis restarted empty: the old session is gone (404, re-initialize);
+	// the gateway is ready again by itself.
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		resp, _ = doRequest(t, http.MethodGet, r.srv.URL+PathReady, "", nil)
+		if resp.StatusCode == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready after Redis came back: %d", resp.StatusCode)
+		}
+		time.Sleep(50 * time.Millisecond) // go-redis reconnects on use; there is no event to wait on
+	}
+	if _, err := cs.ListTools(callCtx(t), nil); err == nil {
+		t.Error("the session survived an empty Redis; want 404")
+	} else if !strings.Contains(err.Error(), "not found") {
+		t.Errorf("after Redis restarted empty: %v, want session not found", err)
+	}
+	fresh := connect(t, r.srv.URL+PathMCP, "streamable", "2025-11-25")
+	if got := callText(t, fresh.ClientSession, "demo__multiply", map[string]any{"a": 6, "b": 7}); got != "42" {
+		t.Errorf("new session after Redis restart: %q", got)
+	}
+}
+
+// recvTimeout waits for one value from ch.
+func recvTimeout[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(waitTimeout):
+		t.Fatalf("timed out waiting for %s", what)
+		panic("unreachable")
+	}
+}
