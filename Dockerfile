@@ -6,9 +6,12 @@
 #   docker build -t mcp-gateway .
 #   docker run --rm -p 8080:8080 mcp-gateway
 #
-# serves http://localhost:8080/mcp (and /sse) out of the box. Mount your own
-# config over /etc/gateway/gateway.yaml (or pass --config) for real upstreams.
-# See deploy/README.md.
+# serves http://localhost:8080/mcp (and /sse) out of the box, without
+# authentication (deploy/docker/gateway.yaml: a demo, publish it on loopback
+# only). Mount your own config over /etc/gateway/gateway.yaml (or pass
+# --config) for real upstreams; Kubernetes does, from a ConfigMap. See
+# deploy/README.md. deploy/deploy_test.go runs this file's build command and
+# the binaries it makes with this config.
 
 # The builder's Go must be at least go.mod's `go` line: golang images set
 # GOTOOLCHAIN=local, so an older one fails instead of downloading a newer
@@ -31,8 +34,10 @@ COPY . .
 ARG VERSION=dev
 ARG TARGETOS
 ARG TARGETARCH
-# -X main.version sets what `gateway version` prints (and the serverInfo
-# version); the demo keeps its own constant version.
+# The README's `go build ./cmd/gateway` and `go build ./cmd/demo`, static
+# (CGO_ENABLED=0, for distroless/static), without local paths (-trimpath) or
+# symbols (-s -w). -X main.version sets what `gateway version` prints (and
+# the serverInfo version); the demo keeps its own constant version.
 RUN --mount=type=cache,target=/root/.cache/go-build \
     GOOS=${TARGETOS} GOARCH=${TARGETARCH} \
     go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" \
@@ -42,7 +47,8 @@ RUN --mount=type=cache,target=/root/.cache/go-build \
 # static-debian12: CA certificates, tzdata, /etc/passwd with nonroot
 # (65532); no shell, no package manager. Hence no HEALTHCHECK here: use the
 # gateway's own endpoints as probes (GET /healthz liveness, GET /readyz
-# readiness; see deploy/kubernetes/deployment.yaml).
+# readiness; see deploy/kubernetes/base/deployment.yaml). Pin the base images
+# by digest (image:tag@sha256:...) where builds must be reproducible.
 FROM gcr.io/distroless/static-debian12:nonroot
 ARG VERSION=dev
 LABEL org.opencontainers.image.title="mcp-gateway" \
@@ -56,7 +62,8 @@ COPY deploy/docker/gateway.yaml /etc/gateway/gateway.yaml
 # Numeric, so Kubernetes can verify runAsNonRoot without a passwd lookup.
 USER 65532:65532
 EXPOSE 8080
-# SIGTERM (docker stop, Kubernetes) shuts down gracefully: sessions end,
-# stdio children are stopped, then the process exits.
+# SIGTERM (docker stop, Kubernetes) shuts down gracefully: streams end,
+# requests in flight get up to 20s, stdio children are stopped, then the
+# process exits (`docker stop -t 30`).
 ENTRYPOINT ["/gateway"]
 CMD ["--config", "/etc/gateway/gateway.yaml"]
