@@ -162,20 +162,18 @@ func splitHeld(state string) (id, sealed string, ok bool) {
 }
 
 // holds reports whether a request from ss to m must be a held call: the
-// client speaks 2026-07-28 and m gives each client its own connection, at a
-// 2025-era revision, where the server asks with requests. (An upstream
-// offered 2026-07-28 that declined it on the mount's shared connection is
-// 2025-era.)
+// client speaks 2026-07-28, m gives each client its own connection, and
+// the upstream is 2025-era (it declined 2026-07-28 on the mount's shared
+// connection), so it asks with requests. An upstream that speaks
+// 2026-07-28 is asked on the shared connection instead, where its
+// input_required results pass through with their own keys.
 func (g *Gateway) holds(ss *mcp.ServerSession, m *mount) bool {
 	if !clientIsModern(ss) || m.cfg.Sharing != SharingPerSession {
 		return false
 	}
-	if m.cfg.upstreamVersion(true) < version20260728 {
-		return true
-	}
 	cs, err := m.up.Session()
 	if err != nil {
-		return false
+		return m.cfg.upstreamVersion(false) < version20260728
 	}
 	r := cs.InitializeResult()
 	return r != nil && r.ProtocolVersion < version20260728

@@ -110,7 +110,6 @@ var (
 	errStateInvalid = errors.New("requestState was not issued by this gateway or was altered")
 	errStateExpired = errors.New("requestState has expired")
 	errStateForeign = errors.New("requestState belongs to another caller or another request")
-	errStateMissing = errors.New("inputResponses were sent without the requestState they answer")
 )
 
 // open checks a requestState from a retry against the caller and the
@@ -166,11 +165,11 @@ type continuation struct {
 // resume opens the requestState of a retry. A request that is no retry
 // returns the zero continuation.
 func (g *Gateway) resume(req mcp.Request, state string, responses mcp.InputResponseMap, digest []byte) (continuation, error) {
-	if state == "" && responses == nil {
-		return continuation{}, nil
-	}
 	if state == "" {
-		return continuation{}, stateError(errStateMissing)
+		// Answers without the state they answer are not understood, and
+		// unrecognized information is ignored: the call starts over, and
+		// the upstream asks again for what it needs.
+		return continuation{}, nil
 	}
 	principal := g.principalOf(req).Key()
 	heldID, sealed, isHeld := splitHeld(state)

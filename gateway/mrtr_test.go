@@ -123,7 +123,6 @@ func TestInputRequiredForModernClients(t *testing.T) {
 		{"not base64", "demo__greet", "!!", nil, "was not issued by this gateway or was altered"},
 		{"another tool's state", "demo__list_roots", state1, nil, "belongs to another caller or another request"},
 		{"other arguments", "demo__greet", state1, map[string]any{"x": 1}, "belongs to another caller or another request"},
-		{"answers without state", "demo__greet", "", nil, "inputResponses were sent without the requestState"},
 	} {
 		_, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: tc.tool, Arguments: tc.args, RequestState: tc.state, InputResponses: answer})
 		if err == nil {
@@ -133,6 +132,12 @@ func TestInputRequiredForModernClients(t *testing.T) {
 		if code, msg := rpcError(t, err); code != jsonrpc.CodeInvalidParams || !strings.Contains(msg, tc.want) {
 			t.Errorf("%s: error %d %q, want %d containing %q", tc.name, code, msg, jsonrpc.CodeInvalidParams, tc.want)
 		}
+	}
+
+	// Answers without a state are ignored: the call starts over.
+	res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "demo__greet", InputResponses: answer})
+	if err != nil || !res.NeedsInput() || res.InputRequests["name"] == nil {
+		t.Errorf("answers without a state: %v, %+v; want the first question again", err, res)
 	}
 
 	// The go-sdk client's own retry loop works through the gateway.
