@@ -97,7 +97,7 @@ func (g *Gateway) gate(ctx context.Context, method string, req mcp.Request) erro
 		case "ref/resource":
 			r, ok := g.catalog.template(ref.URI)
 			if !ok {
-				r, ok = g.catalog.resolveURI(ref.URI, g.prefixes)
+				r, ok = g.catalog.resolveURI(ref.URI)
 			}
 			if ok && !g.allowed(p, auth.KindResource, r) {
 				return deny(r.m.name+"/"+r.name, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf("unknown resource or template %q", ref.URI)})
@@ -108,7 +108,7 @@ func (g *Gateway) gate(ctx context.Context, method string, req mcp.Request) erro
 }
 
 func (g *Gateway) gateURI(p *auth.Principal, ss *mcp.ServerSession, uri string, deny func(string, error) error) error {
-	r, ok := g.catalog.resolveURI(uri, g.prefixes)
+	r, ok := g.catalog.resolveURI(uri)
 	if ok && !g.allowed(p, auth.KindResource, r) {
 		return deny(r.m.name+"/"+r.name, resourceNotFound(resourceNotFoundCode(ss), uri))
 	}
@@ -131,7 +131,7 @@ func (g *Gateway) filterList(req mcp.Request, res mcp.Result) {
 		})
 	case *mcp.ListResourcesResult:
 		res.Resources = keep(res.Resources, func(r *mcp.Resource) bool {
-			rt, ok := g.catalog.resolveURI(r.URI, g.prefixes)
+			rt, ok := g.catalog.resolveURI(r.URI)
 			return ok && g.allowed(p, auth.KindResource, rt)
 		})
 	case *mcp.ListResourceTemplatesResult:

@@ -62,13 +62,14 @@ type templateEntry struct {
 
 type catalog struct {
 	server *mcp.Server
-	mounts []*mount // config order
 	sep    string
 	max    int
 	log    *slog.Logger
 	h      handlers
 
-	mu        sync.Mutex // guards the tables; serializes rebuilds
+	mu        sync.Mutex // guards the tables and mounts; serializes rebuilds
+	mounts    []*mount          // config order
+	prefixes  map[string]*mount // non-empty prefix -> mount, for URI routing
 	tools     map[string]toolEntry
 	prompts   map[string]promptEntry
 	resources map[string]resourceEntry
@@ -90,7 +91,7 @@ type handlers struct {
 
 func newCatalog(server *mcp.Server, mounts []*mount, sep string, max int, log *slog.Logger, h handlers) *catalog {
 	return &catalog{
-		server: server, mounts: mounts, sep: sep, max: max, log: log, h: h,
+		server: server, mounts: mounts, prefixes: prefixesOf(mounts), sep: sep, max: max, log: log, h: h,
 		tools:     map[string]toolEntry{},
 		prompts:   map[string]promptEntry{},
 		resources: map[string]resourceEntry{},
@@ -99,6 +100,25 @@ func newCatalog(server *mcp.Server, mounts []*mount, sep string, max int, log *s
 		retiredTools:   map[string]*mount{},
 		retiredPrompts: map[string]*mount{},
 	}
+}
+
+// prefixesOf maps each non-empty prefix to its mount.
+func prefixesOf(mounts []*mount) map[string]*mount {
+	out := map[string]*mount{}
+	for _, m := range mounts {
+		if m.prefix != "" {
+			out[m.prefix] = m
+		}
+	}
+	return out
+}
+
+// setMounts replaces the mounts (a reload) and rebuilds the catalog.
+func (c *catalog) setMounts(mounts []*mount) {
+	c.mu.Lock()
+	c.mounts, c.prefixes = mounts, prefixesOf(mounts)
+	c.mu.Unlock()
+	c.rebuild()
 }
 
 // rebuild recomputes the public catalog and applies the difference.
@@ -378,13 +398,13 @@ func (c *catalog) template(uri string) (route, bool) {
 // resolveURI finds the upstream and its own URI for a public resource URI:
 // a listed resource, else a URI under a mounted prefix, else a URI that a
 // public template matches (for upstreams mounted without prefix).
-func (c *catalog) resolveURI(public string, prefixes map[string]*mount) (route, bool) {
+func (c *catalog) resolveURI(public string) (route, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.resources[public]; ok {
 		return e.route, true
 	}
-	if m, uri, ok := splitURI(public, prefixes); ok {
+	if m, uri, ok := splitURI(public, c.prefixes); ok {
 		return route{m, uri}, true
 	}
 	for _, pub := range c.tmplOrder {

@@ -102,7 +102,7 @@ func (g *Gateway) promptHandler(r route) mcp.PromptHandler {
 func (g *Gateway) readResource(ctx context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
 	uri := req.Params.URI
 	notFound := resourceNotFoundCode(req.Session)
-	r, ok := g.catalog.resolveURI(uri, g.prefixes)
+	r, ok := g.catalog.resolveURI(uri)
 	if !ok {
 		return nil, resourceNotFound(notFound, uri)
 	}
@@ -153,7 +153,7 @@ func (g *Gateway) complete(ctx context.Context, req *mcp.CompleteRequest) (*mcp.
 	case "ref/resource":
 		var ok bool
 		if r, ok = g.catalog.template(ref.URI); !ok {
-			if r, ok = g.catalog.resolveURI(ref.URI, g.prefixes); !ok {
+			if r, ok = g.catalog.resolveURI(ref.URI); !ok {
 				return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf("unknown resource or template %q", ref.URI)}
 			}
 		}

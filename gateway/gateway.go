@@ -63,18 +63,19 @@ type Options struct {
 // A Gateway serves one merged MCP catalog. Create it with New, start its
 // upstreams with Start, serve Handler, and end it with Close.
 type Gateway struct {
-	cfg       *Config
-	opts      Options
-	impl      *mcp.Implementation // how the gateway names itself, to clients and upstreams
-	auth      *auth.Authenticator
-	filtering bool // policies exist: list results depend on the caller
-	log       *slog.Logger
-	server    *mcp.Server
-	mounts    []*mount
-	prefixes  map[string]*mount // non-empty prefix -> mount, for URI routing
-	catalog   *catalog
-	store     sessionstore.Store
-	ownStore  bool
+	cfg        *Config
+	opts       Options
+	impl       *mcp.Implementation // how the gateway names itself, to clients and upstreams
+	auth       *auth.Authenticator
+	filtering  bool // policies exist: list results depend on the caller
+	log        *slog.Logger
+	server     *mcp.Server
+	mountsMu   sync.RWMutex // guards mounts, which Reload replaces
+	reloadMu   sync.Mutex   // one Reload at a time
+	mounts     []*mount
+	catalog    *catalog
+	store      sessionstore.Store
+	ownStore   bool
 	closeRedis func() error // the Redis client the gateway made, if any
 
 	// With a shared store (Redis), sessions outlive this replica: advertise
@@ -257,31 +258,8 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 		}
 	})
 
-	g.prefixes = map[string]*mount{}
 	for _, uc := range cfg.Upstreams {
-		m := &mount{name: uc.Name, prefix: uc.PublicPrefix(), cfg: uc, timeout: uc.Timeout.Duration, http: g.opts.Upstream.HTTPClient}
-		if uc.Credentials != nil && uc.Credentials.OAuth2ClientCredentials != nil {
-			var base http.RoundTripper
-			if m.http != nil {
-				base = m.http.Transport
-			}
-			m.http = &http.Client{Transport: auth.ClientCredentials(uc.Credentials.OAuth2ClientCredentials.toAuth(), &auth.CredentialsOptions{Base: base})}
-		}
-		uopts := g.opts.Upstream
-		uopts.HTTPClient = m.http
-		uopts.Logger = g.log
-		uopts.ClientInfo = impl
-		uopts.OnChange = func() {
-			g.catalog.rebuild()
-			g.subs.resubscribe(m)
-		}
-		uopts.OnProgress = func(_ context.Context, p *mcp.ProgressNotificationParams) { g.progress.relay(p) }
-		uopts.OnResourceUpdated = func(ctx context.Context, p *mcp.ResourceUpdatedNotificationParams) { g.subs.updated(ctx, m, p) }
-		m.up = upstream.New(m.upstreamConfig(cfg.Dir, false), &uopts)
-		g.mounts = append(g.mounts, m)
-		if m.prefix != "" {
-			g.prefixes[m.prefix] = m
-		}
+		g.mounts = append(g.mounts, g.newMount(uc))
 	}
 	g.catalog = newCatalog(g.server, g.mounts, cfg.Namespace.Separator, cfg.Namespace.MaxNameLength, g.log, handlers{
 		tool:   g.toolHandler,
@@ -304,10 +282,41 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 	return g, nil
 }
 
+// newMount builds (without starting) the mount of one configured upstream.
+func (g *Gateway) newMount(uc UpstreamConfig) *mount {
+	m := &mount{name: uc.Name, prefix: uc.PublicPrefix(), cfg: uc, timeout: uc.Timeout.Duration, http: g.opts.Upstream.HTTPClient}
+	if uc.Credentials != nil && uc.Credentials.OAuth2ClientCredentials != nil {
+		var base http.RoundTripper
+		if m.http != nil {
+			base = m.http.Transport
+		}
+		m.http = &http.Client{Transport: auth.ClientCredentials(uc.Credentials.OAuth2ClientCredentials.toAuth(), &auth.CredentialsOptions{Base: base})}
+	}
+	uopts := g.opts.Upstream
+	uopts.HTTPClient = m.http
+	uopts.Logger = g.log
+	uopts.ClientInfo = g.impl
+	uopts.OnChange = func() {
+		g.catalog.rebuild()
+		g.subs.resubscribe(m)
+	}
+	uopts.OnProgress = func(_ context.Context, p *mcp.ProgressNotificationParams) { g.progress.relay(p) }
+	uopts.OnResourceUpdated = func(ctx context.Context, p *mcp.ResourceUpdatedNotificationParams) { g.subs.updated(ctx, m, p) }
+	m.up = upstream.New(m.upstreamConfig(g.cfg.Dir, false), &uopts)
+	return m
+}
+
+// mountList returns the current mounts, in config order.
+func (g *Gateway) mountList() []*mount {
+	g.mountsMu.RLock()
+	defer g.mountsMu.RUnlock()
+	return g.mounts
+}
+
 // Start connects to every upstream concurrently, in the background. The
 // gateway serves at once; entries appear as their upstreams come up.
 func (g *Gateway) Start() {
-	for _, m := range g.mounts {
+	for _, m := range g.mountList() {
 		m.up.Start()
 	}
 }
@@ -328,7 +337,7 @@ func (g *Gateway) Close() error {
 		g.sessions.closeAll()
 		g.held.closeAll()
 		var wg sync.WaitGroup
-		for _, m := range g.mounts {
+		for _, m := range g.mountList() {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -348,8 +357,9 @@ func (g *Gateway) Close() error {
 
 // UpstreamStatus reports the health of each upstream, by name.
 func (g *Gateway) UpstreamStatus() map[string]upstream.Status {
-	out := make(map[string]upstream.Status, len(g.mounts))
-	for _, m := range g.mounts {
+	mounts := g.mountList()
+	out := make(map[string]upstream.Status, len(mounts))
+	for _, m := range mounts {
 		out[m.name] = m.up.Status()
 	}
 	return out

@@ -38,7 +38,7 @@ func newSubscriptions(g *Gateway) *subscriptions {
 // subscribe is the server's SubscribeHandler.
 func (s *subscriptions) subscribe(ctx context.Context, req *mcp.SubscribeRequest) error {
 	uri := req.Params.URI
-	r, ok := s.g.catalog.resolveURI(uri, s.g.prefixes)
+	r, ok := s.g.catalog.resolveURI(uri)
 	if !ok {
 		return resourceNotFound(resourceNotFoundCode(req.Session), uri)
 	}
