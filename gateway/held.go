@@ -158,7 +158,12 @@ func splitHeld(state string) (id, sealed string, ok bool) {
 	if !ok {
 		return "", "", false
 	}
-	return strings.Cut(rest, ".")
+	// A sealed state alone is base64url, which has no ".", so a state
+	// that merely starts with "h" is not taken for a held call's.
+	if id, sealed, ok = strings.Cut(rest, "."); !ok {
+		return "", "", false
+	}
+	return id, sealed, true
 }
 
 // holds reports whether a request from ss to m must be a held call: the

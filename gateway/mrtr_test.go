@@ -241,6 +241,14 @@ func TestStateSealer(t *testing.T) {
 	if _, err := s.open(tok, "iss|alice", digest); !errors.Is(err, errStateExpired) {
 		t.Errorf("after ttl: %v, want errStateExpired", err)
 	}
+	// A sealed state is base64url and may start with "h": it is not taken
+	// for a held call's ("h" + id + "." + sealed).
+	if id, _, ok := splitHeld("hUje85o_uMfSNigDNTSdMP2B3f-4rdg"); ok || id != "" {
+		t.Errorf("splitHeld of a plain state = %q, %v; want no held call", id, ok)
+	}
+	if id, sealed, ok := splitHeld("hABC.xyz"); !ok || id != "ABC" || sealed != "xyz" {
+		t.Errorf("splitHeld(hABC.xyz) = %q, %q, %v", id, sealed, ok)
+	}
 	if _, err := newStateSealer(make([]byte, 16), time.Minute, "r"); err == nil {
 		t.Error("a 16-byte key was accepted")
 	}
