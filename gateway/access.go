@@ -4,7 +4,9 @@ package gateway
 // templates) hold only what the caller may use, and every call, get, read,
 // subscribe and completion is checked against the same rules. A denied
 // request gets exactly the answer an unknown name gets, so it reveals
-// nothing the caller's list does not show. Decisions on calls are audited.
+// nothing the caller's list does not show. Denials are audited as they
+// happen; calls, gets and reads that go through are audited when they
+// complete, with their outcome and duration (auditCall).
 //
 // The caller is the principal that package auth put on the request: the
 // SDK carries it to handlers in the request's TokenInfo (Streamable HTTP),
@@ -13,6 +15,8 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -45,6 +49,7 @@ func (g *Gateway) gate(ctx context.Context, method string, req mcp.Request) erro
 	p := g.principalOf(req)
 	deny := func(target string, err error) error {
 		auth.Audit(ctx, g.log, p, method, target, auth.OutcomeDenied)
+		markDenied(ctx)
 		return err
 	}
 	switch req := req.(type) {
@@ -52,12 +57,8 @@ func (g *Gateway) gate(ctx context.Context, method string, req mcp.Request) erro
 		if req.Params == nil {
 			return nil
 		}
-		if e, ok := g.catalog.tool(req.Params.Name); ok {
-			target := e.m.name + "/" + e.name
-			if !g.allowed(p, auth.KindTool, e.route) {
-				return deny(target, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf("unknown tool %q", req.Params.Name)})
-			}
-			auth.Audit(ctx, g.log, p, method, target, auth.OutcomeAllowed)
+		if e, ok := g.catalog.tool(req.Params.Name); ok && !g.allowed(p, auth.KindTool, e.route) {
+			return deny(e.m.name+"/"+e.name, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf("unknown tool %q", req.Params.Name)})
 		}
 	case *mcp.GetPromptRequest:
 		if req.Params == nil {
@@ -105,6 +106,23 @@ func (g *Gateway) gate(ctx context.Context, method string, req mcp.Request) erro
 		}
 	}
 	return nil
+}
+
+// auditCall writes the audit line of a call, get or read that passed the
+// gate, once it has completed: who (principal), what (action, and name, the
+// public tool or prompt name or URI), where (upstream; target is the
+// upstream's own name, as in denials), how it ended (outcome: ok, error,
+// tool_error, input_required) and how long it took (duration_ms). Never
+// arguments. Handlers defer it first thing, with pointers to their results.
+func auditCall[R mcp.Result](ctx context.Context, g *Gateway, req mcp.Request, action, name string, r route, start time.Time, res *R, err *error) {
+	if !g.log.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
+	log := g.log.With(
+		slog.String("name", name),
+		slog.String("upstream", r.m.name),
+		slog.Float64("duration_ms", milliseconds(time.Since(start))))
+	auth.Audit(ctx, log, g.principalOf(req), action, r.m.name+"/"+r.name, callOutcome(*res, *err))
 }
 
 func (g *Gateway) gateURI(p *auth.Principal, ss *mcp.ServerSession, uri string, deny func(string, error) error) error {

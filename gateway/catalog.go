@@ -67,7 +67,7 @@ type catalog struct {
 	log    *slog.Logger
 	h      handlers
 
-	mu        sync.Mutex // guards the tables and mounts; serializes rebuilds
+	mu        sync.Mutex        // guards the tables and mounts; serializes rebuilds
 	mounts    []*mount          // config order
 	prefixes  map[string]*mount // non-empty prefix -> mount, for URI routing
 	tools     map[string]toolEntry

@@ -64,14 +64,18 @@ type Config struct {
 	// always accepted.
 	AllowedOrigins []string `yaml:"allowed_origins"`
 	// MaxBodyBytes caps request bodies. If zero, 4 MiB.
-	MaxBodyBytes int64              `yaml:"max_body_bytes"`
-	Log          LogConfig          `yaml:"log"`
-	Namespace    NamespaceConfig    `yaml:"namespace"`
-	Upstreams    []UpstreamConfig   `yaml:"upstreams"`
-	SessionStore SessionStoreConfig `yaml:"session_store"`
-	Auth         AuthConfig         `yaml:"auth"`
-	RequestState RequestStateConfig `yaml:"request_state"`
-	Replica      ReplicaConfig      `yaml:"replica"`
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// ShutdownGrace is how long, on SIGTERM, calls in flight may take to
+	// finish before the gateway ends them and exits. If zero, 20s.
+	ShutdownGrace Duration           `yaml:"shutdown_grace"`
+	Log           LogConfig          `yaml:"log"`
+	Namespace     NamespaceConfig    `yaml:"namespace"`
+	Upstreams     []UpstreamConfig   `yaml:"upstreams"`
+	SessionStore  SessionStoreConfig `yaml:"session_store"`
+	Auth          AuthConfig         `yaml:"auth"`
+	RequestState  RequestStateConfig `yaml:"request_state"`
+	Replica       ReplicaConfig      `yaml:"replica"`
+	Metrics       MetricsConfig      `yaml:"metrics"`
 
 	// Dir is the directory of the config file; relative cwd values resolve
 	// against it. Not from YAML.
@@ -268,6 +272,19 @@ type ReplicaConfig struct {
 	// lands on a replica not holding its session is forwarded here. If
 	// empty, http://<host name>:<listen port>.
 	AdvertiseURL string `yaml:"advertise_url"`
+}
+
+// MetricsConfig says where Prometheus metrics are served. They are
+// never behind authentication, so by default no listener a client
+// reaches serves them.
+type MetricsConfig struct {
+	// Listen, if set, is a host:port of its own that serves /metrics
+	// (e.g. 127.0.0.1:9090, or 0.0.0.0:9090 for Prometheus in a cluster).
+	// If empty, there is none.
+	Listen string `yaml:"listen"`
+	// Public serves /metrics on the main listener too. If false, the main
+	// listener answers /metrics with 404.
+	Public bool `yaml:"public"`
 }
 
 // Transports an upstream can use.
@@ -965,6 +982,9 @@ func (c *Config) ApplyDefaults() {
 	if c.SessionStore.TTL.Duration == 0 {
 		c.SessionStore.TTL.Duration = defaultSessionTTL
 	}
+	if c.ShutdownGrace.Duration == 0 {
+		c.ShutdownGrace.Duration = 20 * time.Second
+	}
 	if c.RequestState.TTL.Duration == 0 {
 		c.RequestState.TTL.Duration = 10 * time.Minute
 	}
@@ -1018,7 +1038,7 @@ func isForbiddenHeader(c string) bool {
 func (c *Config) Validate() error {
 	var p problemList
 
-	validateListen(&p, c.Listen)
+	validateHostPort(&p, "listen", c.Listen, "127.0.0.1:8080")
 	if c.PublicURL != "" {
 		if msg := checkHTTPURL(c.PublicURL, true); msg != "" {
 			p.add("public_url: %s", msg)
@@ -1094,11 +1114,20 @@ func (c *Config) Validate() error {
 	if c.SessionStore.TTL.Duration < time.Minute {
 		p.add("session_store.ttl: %s is too short; use at least 1m", c.SessionStore.TTL.Duration)
 	}
+	if d := c.ShutdownGrace.Duration; d < 0 || d > time.Hour {
+		p.add("shutdown_grace: %s is out of range; use 0s to 1h (default 20s)", d)
+	}
 	if _, err := c.RequestState.StateKey(); err != nil {
 		p.add("request_state.key: %v; generate one with `openssl rand -base64 32`", err)
 	}
 	if d := c.RequestState.TTL.Duration; d < time.Second || d > 24*time.Hour {
 		p.add("request_state.ttl: %s is out of range; use 1s to 24h (default 10m)", d)
+	}
+	if l := c.Metrics.Listen; l != "" {
+		validateHostPort(&p, "metrics.listen", l, "127.0.0.1:9090")
+		if sharePort(l, c.Listen) {
+			p.add("metrics.listen: %q would take the port of listen %q; use another port (e.g. 127.0.0.1:9090), or set metrics.public: true to serve /metrics on the main listener", l, c.Listen)
+		}
 	}
 	c.validateAuth(&p)
 	return p.err()
@@ -1125,18 +1154,33 @@ func upstreamPath(i int, u *UpstreamConfig) string {
 	return fmt.Sprintf("upstreams[%d] %q", i, u.Name)
 }
 
-func validateListen(p *problemList, listen string) {
-	host, port, err := net.SplitHostPort(listen)
+// validateHostPort checks the listen address addr of the key at path key;
+// example is a valid one for the message.
+func validateHostPort(p *problemList, key, addr, example string) {
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		p.add("listen: %q is not host:port; write e.g. 127.0.0.1:8080", listen)
+		p.add("%s: %q is not host:port; write e.g. %s", key, addr, example)
 		return
 	}
 	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-		p.add("listen: port %q is not a number in 0-65535", port)
+		p.add("%s: port %q is not a number in 0-65535", key, port)
 	}
 	if _, err := netip.ParseAddr(host); host != "" && err != nil && !isHostname(host) {
-		p.add("listen: host %q is not an IP address or host name", host)
+		p.add("%s: host %q is not an IP address or host name", key, host)
 	}
+}
+
+// sharePort reports whether two listen addresses would bind the same port:
+// the same port number (not 0, which picks a free one) on the same host,
+// or on a wildcard host.
+func sharePort(a, b string) bool {
+	hostA, portA, errA := net.SplitHostPort(a)
+	hostB, portB, errB := net.SplitHostPort(b)
+	if errA != nil || errB != nil || portA != portB || portA == "0" {
+		return false
+	}
+	wildcard := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	return hostA == hostB || wildcard(hostA) || wildcard(hostB)
 }
 
 func isHostname(h string) bool {

@@ -114,9 +114,10 @@ session_store: {type: memory, ttl: 2h}
 				Prefix: ptr("old"), Timeout: Duration{30 * time.Second}, PingInterval: Duration{30 * time.Second}, Sharing: SharingShared,
 			},
 		},
-		SessionStore: SessionStoreConfig{Type: "memory", TTL: Duration{2 * time.Hour}},
-		RequestState: RequestStateConfig{TTL: Duration{10 * time.Minute}},
-		Dir:          "/etc/gw",
+		SessionStore:  SessionStoreConfig{Type: "memory", TTL: Duration{2 * time.Hour}},
+		RequestState:  RequestStateConfig{TTL: Duration{10 * time.Minute}},
+		ShutdownGrace: Duration{20 * time.Second},
+		Dir:           "/etc/gw",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("ParseConfig =\n%+v\nwant\n%+v", got, want)
@@ -136,9 +137,10 @@ func TestParseConfigDefaults(t *testing.T) {
 		Upstreams: []UpstreamConfig{{
 			Name: "demo", Transport: "stdio", Command: "./demo", Timeout: Duration{30 * time.Second}, PingInterval: Duration{30 * time.Second}, Sharing: SharingShared,
 		}},
-		SessionStore: SessionStoreConfig{Type: "memory", TTL: Duration{30 * time.Minute}},
-		RequestState: RequestStateConfig{TTL: Duration{10 * time.Minute}},
-		Dir:          "dir",
+		SessionStore:  SessionStoreConfig{Type: "memory", TTL: Duration{30 * time.Minute}},
+		RequestState:  RequestStateConfig{TTL: Duration{10 * time.Minute}},
+		ShutdownGrace: Duration{20 * time.Second},
+		Dir:           "dir",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("ParseConfig(minimal) =\n%+v\nwant\n%+v", got, want)
@@ -198,6 +200,14 @@ upstreams:
 `, nil, func(c *Config) bool { return c.Upstreams[0].Headers["Authorization"] == "Bearer x" }},
 		{"comments and document markers", "# gateway\n---\n" + oneStdio + "...\n", nil,
 			func(c *Config) bool { return len(c.Upstreams) == 1 }},
+		{"metrics off by default", oneStdio, nil,
+			func(c *Config) bool { return c.Metrics == MetricsConfig{} }},
+		{"metrics on their own listener and public", "metrics: {listen: \"0.0.0.0:9090\", public: true}" + oneStdio, nil,
+			func(c *Config) bool { return c.Metrics == MetricsConfig{Listen: "0.0.0.0:9090", Public: true} }},
+		{"metrics on the listen port of another host", "listen: 127.0.0.1:8080\nmetrics: {listen: \"10.0.0.1:8080\"}" + oneStdio, nil,
+			func(c *Config) bool { return c.Metrics.Listen == "10.0.0.1:8080" }},
+		{"metrics port zero", "listen: 127.0.0.1:0\nmetrics: {listen: \"127.0.0.1:0\"}" + oneStdio, nil,
+			func(c *Config) bool { return c.Metrics.Listen == "127.0.0.1:0" }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := ParseConfig([]byte(tc.in), "", envMap(tc.env))
@@ -297,7 +307,7 @@ session_store: *n
 		{"duration as list", oneStdio + "    timeout: [1s]\n", nil,
 			[]string{`line 6: a duration must be a string like 30s or 1m30s`}},
 		{"unknown key and type error together", "listen: [1]\nlisten_addr: x" + oneStdio, nil, []string{
-			`line 2: unknown key "listen_addr" in config (valid keys: allowed_origins, auth, listen, log, max_body_bytes, namespace, public_url, replica, request_state, session_store, upstreams)`,
+			`line 2: unknown key "listen_addr" in config (valid keys: allowed_origins, auth, listen, log, max_body_bytes, metrics, namespace, public_url, replica, request_state, session_store, shutdown_grace, upstreams)`,
 			"line 1: cannot unmarshal !!seq into string",
 		}},
 		{"origin that is not a URL", `allowed_origins: ["http://a b"]` + oneStdio, nil,
@@ -503,6 +513,14 @@ upstreams:
 			`upstreams[0] "a": prompts.exclude[1] "x\\" is not a valid glob (syntax error in pattern); see path.Match syntax`,
 			`upstreams[0] "a": resources.include[0] "file:///[]" is not a valid glob (syntax error in pattern); see path.Match syntax`,
 		}},
+		{"metrics listen without port", "metrics: {listen: \"9090\"}" + oneStdio, nil,
+			[]string{`metrics.listen: "9090" is not host:port; write e.g. 127.0.0.1:9090`}},
+		{"metrics listen bad port and host", "metrics: {listen: \"bad_host:99999\"}" + oneStdio, nil,
+			[]string{`metrics.listen: port "99999" is not a number in 0-65535`, `metrics.listen: host "bad_host" is not an IP address or host name`}},
+		{"metrics on the main port", "listen: 127.0.0.1:8080\nmetrics: {listen: \":8080\"}" + oneStdio, nil,
+			[]string{`metrics.listen: ":8080" would take the port of listen "127.0.0.1:8080"; use another port (e.g. 127.0.0.1:9090), or set metrics.public: true to serve /metrics on the main listener`}},
+		{"metrics key typo", "metrics: {publc: true}" + oneStdio, nil,
+			[]string{`line 1: unknown key "publc" in metrics (did you mean "public"?)`}},
 		{"timeouts", `
 upstreams:
   - {name: a, transport: stdio, command: x, timeout: -1s}

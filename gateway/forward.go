@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -31,7 +32,8 @@ import (
 const CodeResourceNotFound = -32002
 
 func (g *Gateway) toolHandler(r route) mcp.ToolHandler {
-	return func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	return func(ctx context.Context, req *mcp.CallToolRequest) (res *mcp.CallToolResult, err error) {
+		defer auditCall(ctx, g, req, "tools/call", req.Params.Name, r, time.Now(), &res, &err)
 		digest := requestDigest("tools/call", req.Params.Name, req.Params.Arguments)
 		cont, err := g.resume(req, req.Params.RequestState, req.Params.InputResponses, digest)
 		if err != nil {
@@ -51,7 +53,7 @@ func (g *Gateway) toolHandler(r route) mcp.ToolHandler {
 			if upTok != "" {
 				params.Meta = withProgressToken(params.Meta, upTok)
 			}
-			return cs.CallTool(ctx, params)
+			return observeUpstream(g.metrics, r.m.name, "tools/call", func() (*mcp.CallToolResult, error) { return cs.CallTool(ctx, params) })
 		})
 		if err != nil {
 			return nil, g.upstreamError(ctx, r.m, "tools/call", err)
@@ -69,7 +71,8 @@ func (g *Gateway) toolHandler(r route) mcp.ToolHandler {
 }
 
 func (g *Gateway) promptHandler(r route) mcp.PromptHandler {
-	return func(ctx context.Context, req *mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+	return func(ctx context.Context, req *mcp.GetPromptRequest) (res *mcp.GetPromptResult, err error) {
+		defer auditCall(ctx, g, req, "prompts/get", req.Params.Name, r, time.Now(), &res, &err)
 		digest := requestDigest("prompts/get", req.Params.Name, req.Params.Arguments)
 		cont, err := g.resume(req, req.Params.RequestState, req.Params.InputResponses, digest)
 		if err != nil {
@@ -78,8 +81,9 @@ func (g *Gateway) promptHandler(r route) mcp.PromptHandler {
 		ctx, cancel := context.WithTimeout(ctx, r.m.timeout)
 		defer cancel()
 		res, ask, _, err := forward(ctx, g, req, r.m, digest, cont, func(ctx context.Context, cs *mcp.ClientSession, cont continuation) (*mcp.GetPromptResult, error) {
-			return cs.GetPrompt(ctx, &mcp.GetPromptParams{Meta: callMeta(req.Params.Meta, req.Session, cs), Name: r.name, Arguments: req.Params.Arguments,
-				InputResponses: cont.responses, RequestState: cont.upstreamState})
+			params := &mcp.GetPromptParams{Meta: callMeta(req.Params.Meta, req.Session, cs), Name: r.name, Arguments: req.Params.Arguments,
+				InputResponses: cont.responses, RequestState: cont.upstreamState}
+			return observeUpstream(g.metrics, r.m.name, "prompts/get", func() (*mcp.GetPromptResult, error) { return cs.GetPrompt(ctx, params) })
 		})
 		if err != nil {
 			return nil, g.upstreamError(ctx, r.m, "prompts/get", err)
@@ -99,13 +103,14 @@ func (g *Gateway) promptHandler(r route) mcp.PromptHandler {
 // readResource serves resources/read for every public URI: listed
 // resources, URIs under a mounted prefix, and URIs that a template of an
 // upstream mounted without prefix matches.
-func (g *Gateway) readResource(ctx context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+func (g *Gateway) readResource(ctx context.Context, req *mcp.ReadResourceRequest) (res *mcp.ReadResourceResult, err error) {
 	uri := req.Params.URI
 	notFound := resourceNotFoundCode(req.Session)
 	r, ok := g.catalog.resolveURI(uri)
 	if !ok {
 		return nil, resourceNotFound(notFound, uri)
 	}
+	defer auditCall(ctx, g, req, "resources/read", uri, r, time.Now(), &res, &err)
 	digest := requestDigest("resources/read", uri, nil)
 	cont, err := g.resume(req, req.Params.RequestState, req.Params.InputResponses, digest)
 	if err != nil {
@@ -114,8 +119,9 @@ func (g *Gateway) readResource(ctx context.Context, req *mcp.ReadResourceRequest
 	ctx, cancel := context.WithTimeout(ctx, r.m.timeout)
 	defer cancel()
 	res, ask, _, err := forward(ctx, g, req, r.m, digest, cont, func(ctx context.Context, cs *mcp.ClientSession, cont continuation) (*mcp.ReadResourceResult, error) {
-		return cs.ReadResource(ctx, &mcp.ReadResourceParams{Meta: callMeta(req.Params.Meta, req.Session, cs), URI: r.name,
-			InputResponses: cont.responses, RequestState: cont.upstreamState})
+		params := &mcp.ReadResourceParams{Meta: callMeta(req.Params.Meta, req.Session, cs), URI: r.name,
+			InputResponses: cont.responses, RequestState: cont.upstreamState}
+		return observeUpstream(g.metrics, r.m.name, "resources/read", func() (*mcp.ReadResourceResult, error) { return cs.ReadResource(ctx, params) })
 	})
 	if err != nil {
 		var werr *jsonrpc.Error
@@ -175,7 +181,7 @@ func (g *Gateway) complete(ctx context.Context, req *mcp.CompleteRequest) (*mcp.
 		upRef.URI = r.name
 	}
 	params.Ref = &upRef
-	res, err := session.Complete(ctx, &params)
+	res, err := observeUpstream(g.metrics, r.m.name, "completion/complete", func() (*mcp.CompleteResult, error) { return session.Complete(ctx, &params) })
 	if err != nil {
 		return nil, g.upstreamError(ctx, r.m, "completion/complete", err)
 	}
@@ -236,6 +242,7 @@ func (g *Gateway) upstreamError(ctx context.Context, m *mount, method string, er
 	var msg string
 	switch {
 	case errors.Is(err, upstream.ErrUnavailable):
+		g.metrics.upstreamUnavailable(m.name, method)
 		msg = fmt.Sprintf("upstream %q is unavailable", m.name)
 	case errors.Is(err, context.DeadlineExceeded):
 		msg = fmt.Sprintf("upstream %q did not answer within %s", m.name, m.timeout)

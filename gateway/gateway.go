@@ -70,6 +70,7 @@ type Gateway struct {
 	filtering  bool // policies exist: list results depend on the caller
 	log        *slog.Logger
 	server     *mcp.Server
+	metrics    *metrics
 	mountsMu   sync.RWMutex // guards mounts, which Reload replaces
 	reloadMu   sync.Mutex   // one Reload at a time
 	mounts     []*mount
@@ -83,7 +84,10 @@ type Gateway struct {
 	sharedStore bool
 	advertise   string
 	forwarder   http.RoundTripper
-	draining    atomic.Bool // shutting down: not ready
+	draining    atomic.Bool     // shutting down: not ready
+	inflight    inflight        // MCP requests being handled, for draining
+	calls       context.Context // ends when EndCalls ends every request in flight
+	endCalls    context.CancelFunc
 
 	progress progressRoutes
 	subs     *subscriptions
@@ -257,6 +261,7 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 			return next(ctx, method, req)
 		}
 	})
+	g.metrics = newMetrics(g) // after g.server, g.store and the middleware above, which it wraps
 
 	for _, uc := range cfg.Upstreams {
 		g.mounts = append(g.mounts, g.newMount(uc))
@@ -279,6 +284,9 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 		DisableLocalhostProtection: true,
 	})
 	g.sessions = newSessions(g)
+	g.calls, g.endCalls = context.WithCancel(context.Background())
+	// Outermost: every request counts as in flight until it is answered.
+	g.server.AddReceivingMiddleware(g.countInflight)
 	return g, nil
 }
 
@@ -334,6 +342,7 @@ func (g *Gateway) CloseSessions() {
 func (g *Gateway) Close() error {
 	var err error
 	g.closeOnce.Do(func() {
+		g.endCalls()
 		g.sessions.closeAll()
 		g.held.closeAll()
 		var wg sync.WaitGroup

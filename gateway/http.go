@@ -1,12 +1,12 @@
 package gateway
 
-// HTTP plumbing: the mux, the middleware chain (panic recovery, Host and
-// Origin checks, body cap) and the response writer that adds keep-alive
-// comments to idle event streams.
+// HTTP plumbing: the mux, the middleware chain (access log, panic
+// recovery, Host and Origin checks, body cap) and the response writer that
+// adds keep-alive comments to idle event streams.
 //
 // The chain, outermost first:
 //
-//	recoverPanics -> checkHostAndOrigin -> capBody -> mux
+//	logAccess -> recoverPanics -> checkHostAndOrigin -> capBody -> mux
 //
 // Every ResponseWriter wrapper implements Flush and Unwrap, or streaming
 // would silently stop.
@@ -39,14 +39,15 @@ const (
 	PathResourceMetadata = "/.well-known/oauth-protected-resource"
 )
 
-// Handler returns the gateway's HTTP handler: /mcp, /sse, /message and the
-// health endpoints.
+// Handler returns the gateway's HTTP handler: /mcp, /sse, /message, the
+// health endpoints and, with metrics.public, /metrics.
 func (g *Gateway) Handler() http.Handler {
 	mux := http.NewServeMux()
 	// Every MCP endpoint needs a caller the auth config accepts.
-	mux.Handle(PathMCP, g.auth.Middleware(http.HandlerFunc(g.serveMCP)))
-	mux.Handle(PathSSE, g.auth.Middleware(http.HandlerFunc(g.serveSSE)))
-	mux.Handle(PathMessage, g.auth.Middleware(http.HandlerFunc(g.serveMessage)))
+	authenticated := g.metrics.authCounted(g.auth)
+	mux.Handle(PathMCP, authenticated(http.HandlerFunc(g.serveMCP)))
+	mux.Handle(PathSSE, authenticated(http.HandlerFunc(g.serveSSE)))
+	mux.Handle(PathMessage, authenticated(http.HandlerFunc(g.serveMessage)))
 	if g.auth.Mode() != auth.ModeNone {
 		// Protected resource metadata (RFC 9728), at the root and at the
 		// path-inserted form for /mcp. Public: it tells clients where to
@@ -59,7 +60,12 @@ func (g *Gateway) Handler() http.Handler {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc(PathReady, g.serveReady)
-	return g.recoverPanics(g.checkHostAndOrigin(g.capBody(mux)))
+	if g.cfg.Metrics.Public {
+		// Unauthenticated, like the health endpoints; otherwise metrics
+		// are served on metrics.listen only (MetricsHandler).
+		mux.Handle(PathMetrics, g.MetricsHandler())
+	}
+	return g.logAccess(g.recoverPanics(g.checkHostAndOrigin(g.capBody(mux))))
 }
 
 // serveReady reports readiness and each upstream's state. Upstreams that are

@@ -82,6 +82,9 @@ func (g *Gateway) Reload(cfg *Config) (ReloadResult, error) {
 		wg.Go(func() {
 			g.sessions.dropMount(m)
 			m.up.Close()
+			if !seen[m.name] {
+				g.metrics.forgetUpstream(m.name)
+			}
 		})
 	}
 	wg.Wait()
@@ -96,6 +99,8 @@ func (g *Gateway) Reload(cfg *Config) (ReloadResult, error) {
 		"allowed_origins": !reflect.DeepEqual(cfg.AllowedOrigins, g.cfg.AllowedOrigins),
 		"max_body_bytes":  cfg.MaxBodyBytes != g.cfg.MaxBodyBytes,
 		"log":             cfg.Log != g.cfg.Log,
+		"metrics":         cfg.Metrics != g.cfg.Metrics,
+		"shutdown_grace":  cfg.ShutdownGrace != g.cfg.ShutdownGrace,
 	} {
 		if differs {
 			res.NeedRestart = append(res.NeedRestart, key)

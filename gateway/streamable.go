@@ -458,3 +458,14 @@ func (s *sessions) count() int {
 	defer s.mu.Unlock()
 	return len(s.live)
 }
+
+// snapshot returns the live sessions (for the sessions gauge).
+func (s *sessions) snapshot() []*liveSession {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*liveSession, 0, len(s.live))
+	for _, ls := range s.live {
+		out = append(out, ls)
+	}
+	return out
+}

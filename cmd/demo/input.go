@@ -37,7 +37,7 @@ func greet(_ context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallTo
 		if name, _ := c["name"].(string); name != "" {
 			return &mcp.CallToolResult{
 				InputRequests: mcp.InputRequestMap{"confirm": &mcp.ElicitParams{
-					Message: fmt.Sprintf("Greet you as %q?", name),
+					Message:         fmt.Sprintf("Greet you as %q?", name),
 					RequestedSchema: objectSchema("ok", "boolean"),
 				}},
 				RequestState: "name=" + name,
@@ -46,7 +46,7 @@ func greet(_ context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallTo
 	}
 	return &mcp.CallToolResult{
 		InputRequests: mcp.InputRequestMap{"name": &mcp.ElicitParams{
-			Message: "What is your name?",
+			Message:         "What is your name?",
 			RequestedSchema: objectSchema("name", "string"),
 		}},
 	}, greetOutput{}, nil

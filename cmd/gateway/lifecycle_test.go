@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -249,5 +251,27 @@ func TestShutdownGrace(t *testing.T) {
 				t.Error("the stdio child outlived the gateway")
 			}
 		})
+	}
+}
+
+// metrics.listen serves /metrics on its own port, without a token, while
+// the main listener does not serve it.
+func TestMetricsListener(t *testing.T) {
+	demo := buildDemo(t)
+	s, _ := serveConfig(t, t.TempDir(), "listen: 127.0.0.1:1\nmetrics: {listen: \"127.0.0.1:0\"}\nupstreams:\n"+upstreamYAML(demo, "demo", "metrics-"+t.Name()), "--watch-config", "0")
+	line := s.waitLog(t, `msg="metrics listening"`)
+	addr := regexp.MustCompile(`addr=(\S+)`).FindStringSubmatch(line)[1]
+	s.waitLog(t, `msg="upstream connected" upstream=demo`)
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `mcpgw_upstream_up{upstream="demo"} 1`) {
+		t.Errorf("GET /metrics on the metrics port = %d:\n%.400s", resp.StatusCode, body)
+	}
+	if resp, err := http.Get(s.base + "/metrics"); err != nil || resp.StatusCode != 404 {
+		t.Errorf("GET /metrics on the main listener = %v, %v; want 404", resp, err)
 	}
 }
