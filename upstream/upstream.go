@@ -431,12 +431,12 @@ func (u *Upstream) connect(life context.Context, end context.CancelFunc) (*mcp.C
 		// input_required results go back to the caller as they are: the
 		// answers must come from the client at the other end of the
 		// gateway, which only the caller knows.
-		MultiRoundTrip:       &mcp.MultiRoundTripOptions{Disabled: true},
+		MultiRoundTrip:            &mcp.MultiRoundTripOptions{Disabled: true},
 		KeepAlive:                 u.cfg.PingInterval,
 		KeepAliveFailureThreshold: 2,
-		Capabilities:         caps,
-		CreateMessageHandler: u.opts.CreateMessageHandler,
-		ElicitationHandler:   u.opts.ElicitationHandler,
+		Capabilities:              caps,
+		CreateMessageHandler:      u.opts.CreateMessageHandler,
+		ElicitationHandler:        u.opts.ElicitationHandler,
 		LoggingMessageHandler: func(ctx context.Context, req *mcp.LoggingMessageRequest) {
 			if u.opts.OnLog != nil {
 				u.opts.OnLog(ctx, req.Params)
