@@ -145,6 +145,10 @@ type UpstreamConfig struct {
 	// sampling, elicitation, roots, logging). If empty, SharingShared.
 	Sharing string `yaml:"sharing"`
 
+	// Required makes the gateway unready (/readyz 503) while this upstream
+	// is not up; others being down leaves it ready, serving the rest.
+	Required bool `yaml:"required"`
+
 	// ProtocolVersion is the MCP revision the gateway offers the upstream;
 	// a server that does not speak 2026-07-28 is reached at 2025-11-25.
 	// If empty, it depends on transport and sharing: see upstreamVersion.

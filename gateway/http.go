@@ -25,6 +25,8 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 
+	"github.com/mcpgw/gateway/upstream"
+
 	"github.com/mcpgw/gateway/auth"
 )
 
@@ -73,20 +75,29 @@ func (g *Gateway) Handler() http.Handler {
 func (g *Gateway) serveReady(w http.ResponseWriter, r *http.Request) {
 	type upstreamJSON struct {
 		State     string    `json:"state"`
+		Required  bool      `json:"required,omitempty"`
 		Since     time.Time `json:"since"`
 		Restarts  int       `json:"restarts"`
 		LastError string    `json:"lastError,omitempty"`
 	}
 	ups := map[string]upstreamJSON{}
-	for name, st := range g.UpstreamStatus() {
-		j := upstreamJSON{State: string(st.State), Since: st.Since, Restarts: st.Restarts}
+	var missing []string // required upstreams that are not up
+	for _, m := range g.mountList() {
+		st := m.up.Status()
+		j := upstreamJSON{State: string(st.State), Required: m.cfg.Required, Since: st.Since, Restarts: st.Restarts}
 		if st.LastError != nil {
 			j.LastError = "unavailable" // detail stays in the log
 		}
-		ups[name] = j
+		ups[m.name] = j
+		if m.cfg.Required && st.State != upstream.StateUp {
+			missing = append(missing, m.name)
+		}
 	}
 	tools, prompts, resources, templates := g.catalog.counts()
 	status, store, code := "ready", "ok", http.StatusOK
+	if len(missing) > 0 {
+		status, code = "required upstreams down: "+strings.Join(missing, ", "), http.StatusServiceUnavailable
+	}
 	if p, ok := g.store.(interface{ Ping(context.Context) error }); ok {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		if err := p.Ping(ctx); err != nil {
