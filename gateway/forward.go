@@ -66,7 +66,7 @@ func (g *Gateway) toolHandler(r route) mcp.ToolHandler {
 			up.WaitProgress(ctx, upTok)
 		}
 		r.m.rewriteContent(res.Content)
-		return res, nil
+		return &mcp.CallToolResult{Meta: resultMeta(res.Meta), Content: res.Content, StructuredContent: res.StructuredContent, IsError: res.IsError}, nil
 	}
 }
 
@@ -96,7 +96,7 @@ func (g *Gateway) promptHandler(r route) mcp.PromptHandler {
 				r.m.rewriteContent([]mcp.Content{msg.Content})
 			}
 		}
-		return res, nil
+		return &mcp.GetPromptResult{Meta: resultMeta(res.Meta), Description: res.Description, Messages: res.Messages}, nil
 	}
 }
 
@@ -139,7 +139,7 @@ func (g *Gateway) readResource(ctx context.Context, req *mcp.ReadResourceRequest
 			c.URI = publicURI(r.m.prefix, c.URI)
 		}
 	}
-	return res, nil
+	return &mcp.ReadResourceResult{Meta: resultMeta(res.Meta), Cacheable: res.Cacheable, Contents: res.Contents}, nil
 }
 
 // complete routes completion/complete by its reference.
@@ -207,6 +207,14 @@ func upstreamMeta(m mcp.Meta) mcp.Meta {
 	}
 	return out
 }
+
+// resultMeta is the _meta of an upstream's result as the gateway passes it
+// on: the upstream's own protocol fields (its serverInfo, on 2026-07-28)
+// describe the upstream's exchange with the gateway, and are dropped. A
+// result rebuilt from its exported fields also drops the upstream's
+// revision marker (resultType), which the SDK sets anew for clients that
+// speak a revision that has one.
+func resultMeta(m mcp.Meta) mcp.Meta { return upstreamMeta(m) }
 
 // resourceNotFoundCode is the "resource not found" code of the client's
 // revision: -32002 for 2025-era sessions, -32602 from 2026-07-28 on.

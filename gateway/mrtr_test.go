@@ -380,3 +380,18 @@ func TestHeldCallsForModernClients(t *testing.T) {
 		t.Errorf("%d calls still held", n)
 	}
 }
+
+// A result passed on to a 2025-era client is the gateway's own: no
+// resultType of the upstream's 2026-07-28 exchange, no upstream serverInfo.
+func TestResultsCarryNoUpstreamProtocolFields(t *testing.T) {
+	tg := startGateway(t, []UpstreamConfig{demoUpstream("demo")})
+	connect(t, tg.mcpURL(), "streamable", "2025-11-25").waitTools(t, "up", hasAll("demo__multiply"))
+	resp, _ := doRequest(t, http.MethodPost, tg.mcpURL(), `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`, jsonHeaders)
+	sid := resp.Header.Get(headerSessionID)
+	h := with(jsonHeaders, headerSessionID, sid, headerProtocolVersion, "2025-11-25")
+	doRequest(t, http.MethodPost, tg.mcpURL(), `{"jsonrpc":"2.0","method":"notifications/initialized"}`, h)
+	_, body := doRequest(t, http.MethodPost, tg.mcpURL(), `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"demo__multiply","arguments":{"a":6,"b":7}}}`, h)
+	if !strings.Contains(string(body), `"text":"42"`) || strings.Contains(string(body), "resultType") || strings.Contains(string(body), "serverInfo") {
+		t.Errorf("tools/call result for a 2025-11-25 client = %s; want the result without resultType or the upstream's serverInfo", body)
+	}
+}
