@@ -84,7 +84,7 @@ func (g *Gateway) serveReady(w http.ResponseWriter, r *http.Request) {
 	var missing []string // required upstreams that are not up
 	for _, m := range g.mountList() {
 		st := m.up.Status()
-		j := upstreamJSON{State: string(st.State), Required: m.cfg.Required, Since: st.Since, Restarts: st.Restarts}
+		j := upstreamJSON{State: healthState(st), Required: m.cfg.Required, Since: st.Since, Restarts: st.Restarts}
 		if st.LastError != nil {
 			j.LastError = "unavailable" // detail stays in the log
 		}
@@ -118,6 +118,26 @@ func (g *Gateway) serveReady(w http.ResponseWriter, r *http.Request) {
 		"upstreams":    ups,
 		"catalog":      map[string]int{"tools": tools, "prompts": prompts, "resources": resources, "resourceTemplates": templates},
 	})
+}
+
+// crashLoopRestarts is how many restarts make an upstream that is not up
+// crash-looping rather than merely down.
+const crashLoopRestarts = 3
+
+// healthState names an upstream's state for operators: up, connecting,
+// restarting (reconnecting after having been up), down (waiting to retry),
+// crash-looping (down again after crashLoopRestarts restarts), or closed.
+func healthState(st upstream.Status) string {
+	switch {
+	case st.State == upstream.StateUp || st.State == upstream.StateClosed:
+		return string(st.State)
+	case st.Restarts >= crashLoopRestarts:
+		return "crash-looping"
+	case st.State == upstream.StateConnecting && st.Restarts > 0:
+		return "restarting"
+	default:
+		return string(st.State)
+	}
 }
 
 func (g *Gateway) recoverPanics(next http.Handler) http.Handler {

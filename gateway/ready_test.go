@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/mcpgw/gateway/upstream"
 )
 
 // /readyz is 200 while every required upstream is up, whatever the others
@@ -37,5 +39,24 @@ func TestReadiness(t *testing.T) {
 	resp, body = doRequest(t, http.MethodGet, tg.srv.URL+PathReady, "", nil)
 	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "shutting down") {
 		t.Errorf("readyz after shutdown began = %d %s, want 503", resp.StatusCode, body)
+	}
+}
+
+func TestHealthState(t *testing.T) {
+	for _, tc := range []struct {
+		st   upstream.Status
+		want string
+	}{
+		{upstream.Status{State: upstream.StateUp, Restarts: 7}, "up"},
+		{upstream.Status{State: upstream.StateConnecting}, "connecting"},
+		{upstream.Status{State: upstream.StateConnecting, Restarts: 1}, "restarting"},
+		{upstream.Status{State: upstream.StateDown, Restarts: 1}, "down"},
+		{upstream.Status{State: upstream.StateDown, Restarts: 3}, "crash-looping"},
+		{upstream.Status{State: upstream.StateConnecting, Restarts: 5}, "crash-looping"},
+		{upstream.Status{State: upstream.StateClosed, Restarts: 5}, "closed"},
+	} {
+		if got := healthState(tc.st); got != tc.want {
+			t.Errorf("healthState(%+v) = %q, want %q", tc.st, got, tc.want)
+		}
 	}
 }
