@@ -80,6 +80,12 @@ func (g *Gateway) postMCP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	// A POST is work in flight until its response is written (the MCP
+	// handler returns before that); a listen is a stream, not work.
+	if !hasMethod(msgs, "subscriptions/listen") {
+		g.inflight.begin()
+		defer g.inflight.end()
+	}
 	if isBatch && version >= version20250618 {
 		writeRPCError(w, http.StatusBadRequest, jsonrpc.CodeInvalidRequest, "JSON-RPC batches are not allowed from 2025-06-18 on")
 		return
