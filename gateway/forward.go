@@ -34,7 +34,7 @@ const CodeResourceNotFound = -32002
 func (g *Gateway) toolHandler(r route) mcp.ToolHandler {
 	return func(ctx context.Context, req *mcp.CallToolRequest) (res *mcp.CallToolResult, err error) {
 		defer auditCall(ctx, g, req, "tools/call", req.Params.Name, r, time.Now(), &res, &err)
-		digest := requestDigest("tools/call", req.Params.Name, req.Params.Arguments)
+		digest := lazyDigest("tools/call", req.Params.Name, req.Params.Arguments)
 		cont, err := g.resume(req, req.Params.RequestState, req.Params.InputResponses, digest)
 		if err != nil {
 			return nil, err
@@ -73,7 +73,7 @@ func (g *Gateway) toolHandler(r route) mcp.ToolHandler {
 func (g *Gateway) promptHandler(r route) mcp.PromptHandler {
 	return func(ctx context.Context, req *mcp.GetPromptRequest) (res *mcp.GetPromptResult, err error) {
 		defer auditCall(ctx, g, req, "prompts/get", req.Params.Name, r, time.Now(), &res, &err)
-		digest := requestDigest("prompts/get", req.Params.Name, req.Params.Arguments)
+		digest := lazyDigest("prompts/get", req.Params.Name, req.Params.Arguments)
 		cont, err := g.resume(req, req.Params.RequestState, req.Params.InputResponses, digest)
 		if err != nil {
 			return nil, err
@@ -111,7 +111,7 @@ func (g *Gateway) readResource(ctx context.Context, req *mcp.ReadResourceRequest
 		return nil, resourceNotFound(notFound, uri)
 	}
 	defer auditCall(ctx, g, req, "resources/read", uri, r, time.Now(), &res, &err)
-	digest := requestDigest("resources/read", uri, nil)
+	digest := lazyDigest("resources/read", uri, nil)
 	cont, err := g.resume(req, req.Params.RequestState, req.Params.InputResponses, digest)
 	if err != nil {
 		return nil, err

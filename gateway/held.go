@@ -209,7 +209,7 @@ func (h *heldCall) ask(ctx context.Context, req mcp.InputRequest) (mcp.InputResp
 
 // heldCall runs or continues a held call for req and waits until the
 // upstream asks for input (ask) or the call ends (res, err).
-func held[R mcp.Result](ctx context.Context, g *Gateway, req mcp.Request, m *mount, digest []byte, cont continuation, call func(context.Context, *mcp.ClientSession, continuation) (R, error)) (res R, ask *inputRequired, err error) {
+func held[R mcp.Result](ctx context.Context, g *Gateway, req mcp.Request, m *mount, digest func() []byte, cont continuation, call func(context.Context, *mcp.ClientSession, continuation) (R, error)) (res R, ask *inputRequired, err error) {
 	ss, _ := req.GetSession().(*mcp.ServerSession)
 	principal := g.principalOf(req).Key()
 	var h *heldCall
@@ -231,7 +231,7 @@ func held[R mcp.Result](ctx context.Context, g *Gateway, req mcp.Request, m *mou
 		if !ok || !answers(a.req, resp) {
 			// Ask again, as a server does for a missing answer.
 			h.armTimer(g)
-			return res, &inputRequired{requests: mcp.InputRequestMap{a.key: a.req}, state: g.sealHeld(principal, digest, h)}, nil
+			return res, &inputRequired{requests: mcp.InputRequestMap{a.key: a.req}, state: g.sealHeld(principal, digest(), h)}, nil
 		}
 		h.mu.Lock()
 		h.current = nil
@@ -249,7 +249,7 @@ func held[R mcp.Result](ctx context.Context, g *Gateway, req mcp.Request, m *mou
 		h.current = a
 		h.mu.Unlock()
 		h.armTimer(g)
-		return res, &inputRequired{requests: mcp.InputRequestMap{a.key: a.req}, state: g.sealHeld(principal, digest, h)}, nil
+		return res, &inputRequired{requests: mcp.InputRequestMap{a.key: a.req}, state: g.sealHeld(principal, digest(), h)}, nil
 	case out := <-h.done:
 		if out.err != nil {
 			return res, nil, out.err

@@ -154,6 +154,13 @@ func requestDigest(method, name string, args any) []byte {
 	return h.Sum(nil)
 }
 
+// lazyDigest returns requestDigest's value, computed on first use: most
+// calls never need it (no input round trip), and it re-encodes the
+// arguments.
+func lazyDigest(method, name string, args any) func() []byte {
+	return sync.OnceValue(func() []byte { return requestDigest(method, name, args) })
+}
+
 // continuation is where a retried request picks up: the upstream's state or
 // the held call, and the client's answers.
 type continuation struct {
@@ -164,7 +171,7 @@ type continuation struct {
 
 // resume opens the requestState of a retry. A request that is no retry
 // returns the zero continuation.
-func (g *Gateway) resume(req mcp.Request, state string, responses mcp.InputResponseMap, digest []byte) (continuation, error) {
+func (g *Gateway) resume(req mcp.Request, state string, responses mcp.InputResponseMap, digest func() []byte) (continuation, error) {
 	if state == "" {
 		// Answers without the state they answer are not understood, and
 		// unrecognized information is ignored: the call starts over, and
@@ -176,7 +183,7 @@ func (g *Gateway) resume(req mcp.Request, state string, responses mcp.InputRespo
 	if !isHeld {
 		sealed = state
 	}
-	st, err := g.states.open(sealed, principal, digest)
+	st, err := g.states.open(sealed, principal, digest())
 	if err == nil && st.Held != heldID {
 		err = errStateInvalid
 	}
@@ -367,7 +374,7 @@ func inputNeeded(res mcp.Result) (mcp.InputRequestMap, string, bool) {
 // upstream answers input_required, a 2026-07-28 client gets the requests back
 // (ask) with a sealed state; a 2025-era client is asked for the input on
 // its session and call runs again with the answers.
-func rounds[R mcp.Result](ctx context.Context, g *Gateway, req mcp.Request, m *mount, digest []byte, cont continuation, call func(continuation) (R, error)) (res R, ask *inputRequired, err error) {
+func rounds[R mcp.Result](ctx context.Context, g *Gateway, req mcp.Request, m *mount, digest func() []byte, cont continuation, call func(continuation) (R, error)) (res R, ask *inputRequired, err error) {
 	ss, _ := req.GetSession().(*mcp.ServerSession)
 	for round := 1; ; round++ {
 		res, err = call(cont)
@@ -379,7 +386,7 @@ func rounds[R mcp.Result](ctx context.Context, g *Gateway, req mcp.Request, m *m
 			return res, nil, nil
 		}
 		if ss == nil || clientIsModern(ss) {
-			return res, &inputRequired{requests: irs, state: g.states.seal(g.principalOf(req).Key(), digest, upState, "")}, nil
+			return res, &inputRequired{requests: irs, state: g.states.seal(g.principalOf(req).Key(), digest(), upState, "")}, nil
 		}
 		if round >= maxInputRounds {
 			return res, nil, &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: fmt.Sprintf("upstream %q asked for input %d times without finishing", m.name, round)}
@@ -395,7 +402,7 @@ func rounds[R mcp.Result](ctx context.Context, g *Gateway, req mcp.Request, m *m
 // forward runs a routed request against m: as a held call when it must be
 // one (held.go), else on the connection upstreamFor picks, in rounds. up is
 // the Upstream that carried it, when it is a long-lived one.
-func forward[R mcp.Result](ctx context.Context, g *Gateway, req mcp.Request, m *mount, digest []byte, cont continuation, call func(context.Context, *mcp.ClientSession, continuation) (R, error)) (res R, ask *inputRequired, up *upstream.Upstream, err error) {
+func forward[R mcp.Result](ctx context.Context, g *Gateway, req mcp.Request, m *mount, digest func() []byte, cont continuation, call func(context.Context, *mcp.ClientSession, continuation) (R, error)) (res R, ask *inputRequired, up *upstream.Upstream, err error) {
 	ss, _ := req.GetSession().(*mcp.ServerSession)
 	if cont.held != "" || g.holds(ss, m) {
 		res, ask, err = held(ctx, g, req, m, digest, cont, call)
