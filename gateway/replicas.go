@@ -43,6 +43,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -132,6 +133,15 @@ func (s *sessions) find(w http.ResponseWriter, r *http.Request, id string) *live
 	if !s.g.sharedStore {
 		return notFound()
 	}
+	// A session this replica forwarded recently goes to the same owner
+	// without reading its record again: the owner's touch is the one
+	// round trip. If the owner is gone, the record decides.
+	if owner, ok := s.owners.get(id, caller.Key()); ok && r.Header.Get(headerForwarded) == "" {
+		if s.forward(w, r, owner) == forwarded {
+			return nil
+		}
+		s.owners.drop(id)
+	}
 	rec, err := s.g.store.Get(ctx, id)
 	switch {
 	case errors.Is(err, sessionstore.ErrNotFound):
@@ -147,8 +157,20 @@ func (s *sessions) find(w http.ResponseWriter, r *http.Request, id string) *live
 		auth.Audit(ctx, s.g.log, caller, "session", "session of another principal", auth.OutcomeDenied)
 		return notFound()
 	}
-	if rec.Owner != "" && rec.Owner != s.g.advertise && r.Header.Get(headerForwarded) == "" {
-		if s.forward(w, r, rec.Owner) {
+	if rec.Owner != "" && rec.Owner != s.g.advertise && r.Header.Get(headerForwarded) != "" {
+		// Forwarded here on an old belief: another replica owns it now.
+		// Nothing is served; the forwarding replica reads the record.
+		writeRPCError(w, http.StatusMisdirectedRequest, -32600, "session is held by another replica")
+		return nil
+	}
+	if rec.Owner != "" && rec.Owner != s.g.advertise {
+		switch s.forward(w, r, rec.Owner) {
+		case forwarded:
+			s.owners.put(id, rec.Principal, rec.Owner)
+			return nil
+		case misdirected:
+			// The session moved between our read and the owner's.
+			storeFailed(w)
 			return nil
 		}
 		s.g.log.LogAttrs(ctx, slog.LevelInfo, "session owner unreachable; taking the session over",
@@ -170,18 +192,29 @@ func (s *sessions) find(w http.ResponseWriter, r *http.Request, id string) *live
 	return ls
 }
 
-// forward relays r to the replica at owner and reports whether it did; false
-// means the owner could not be reached and nothing was written to w.
-func (s *sessions) forward(w http.ResponseWriter, r *http.Request, owner string) bool {
+// Outcomes of forward.
+type forwardOutcome int
+
+const (
+	forwarded   forwardOutcome = iota // the owner answered; w holds its response
+	unreachable                       // the owner could not be reached; nothing was written
+	misdirected                       // the replica does not hold the session; nothing was written
+)
+
+// errMisdirected marks an owner's 421: it does not hold the session.
+var errMisdirected = errors.New("misdirected")
+
+// forward relays r to the replica at owner.
+func (s *sessions) forward(w http.ResponseWriter, r *http.Request, owner string) forwardOutcome {
 	target, err := url.Parse(owner)
 	if err != nil {
-		return false
+		return unreachable
 	}
 	var body []byte
 	if r.Body != nil {
 		body, _ = io.ReadAll(r.Body)
 	}
-	unreachable := false
+	outcome := forwarded
 	proxy := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
@@ -193,10 +226,20 @@ func (s *sessions) forward(w http.ResponseWriter, r *http.Request, owner string)
 		Transport:     s.g.forwarder,
 		FlushInterval: -1, // event streams go through as written
 		ErrorLog:      slog.NewLogLogger(s.g.log.Handler(), slog.LevelDebug),
+		ModifyResponse: func(resp *http.Response) error {
+			if resp.StatusCode == http.StatusMisdirectedRequest {
+				return errMisdirected
+			}
+			return nil
+		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			var op *net.OpError
-			if errors.As(err, &op) && op.Op == "dial" {
-				unreachable = true
+			switch {
+			case errors.Is(err, errMisdirected):
+				outcome = misdirected
+				return
+			case errors.As(err, &op) && op.Op == "dial":
+				outcome = unreachable
 				return
 			}
 			s.g.log.LogAttrs(r.Context(), slog.LevelWarn, "forwarding to the session's owner failed", slog.Any("err", err))
@@ -205,11 +248,10 @@ func (s *sessions) forward(w http.ResponseWriter, r *http.Request, owner string)
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	proxy.ServeHTTP(w, r)
-	if unreachable {
+	if outcome != forwarded {
 		r.Body = io.NopCloser(bytes.NewReader(body))
-		return false
 	}
-	return true
+	return outcome
 }
 
 // newForwarder is the HTTP client transport replicas use to reach each
@@ -348,4 +390,57 @@ func (g *Gateway) sessionChanged(ctx context.Context, ss *mcp.ServerSession) {
 	if ls := g.sessions.byServer(ss); ls != nil {
 		g.sessions.recordSession(ctx, ls)
 	}
+}
+
+// ownerCache remembers, for a short while, which replica owns a session
+// this replica forwarded to, and for which principal, so that forwarding
+// costs no store round trip. It is bounded; an entry that is wrong (the
+// owner died) is dropped on the first failed forward, and one whose
+// session ended is answered by the owner with 404.
+type ownerCache struct {
+	mu      sync.Mutex
+	entries map[string]ownerEntry
+}
+
+type ownerEntry struct {
+	principal, owner string
+	expires          time.Time
+}
+
+const (
+	ownerCacheTTL = 30 * time.Second
+	ownerCacheMax = 100_000
+)
+
+func (c *ownerCache) get(id, principal string) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[id]
+	if !ok || e.principal != principal || time.Now().After(e.expires) {
+		return "", false
+	}
+	return e.owner, true
+}
+
+func (c *ownerCache) put(id, principal, owner string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries == nil {
+		c.entries = map[string]ownerEntry{}
+	}
+	if len(c.entries) >= ownerCacheMax {
+		now := time.Now()
+		for k, e := range c.entries {
+			if now.After(e.expires) || len(c.entries) >= ownerCacheMax {
+				delete(c.entries, k)
+			}
+		}
+	}
+	c.entries[id] = ownerEntry{principal: principal, owner: owner, expires: time.Now().Add(ownerCacheTTL)}
+}
+
+func (c *ownerCache) drop(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.entries, id)
 }

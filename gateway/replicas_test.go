@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/mcpgw/gateway/sessionstore/redistest"
 )
@@ -58,6 +59,17 @@ func newBalancer(rs []*replica) *balancer {
 	return b
 }
 
+// requests returns how many requests the balancer has sent.
+func (b *balancer) requests() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for _, c := range b.sent {
+		n += c
+	}
+	return n
+}
+
 // remove takes replica i out of rotation, as a balancer does with a dead
 // backend.
 func (b *balancer) remove(i int) {
@@ -99,18 +111,31 @@ func TestAnyReplicaServesAnySession(t *testing.T) {
 	for _, r := range rs {
 		connect(t, r.srv.URL+PathMCP, "streamable", "2025-11-25").waitTools(t, "demo up", hasAll("demo__multiply"))
 	}
-	before := rs[0].g.sessions.count() + rs[1].g.sessions.count()
+	held := rs[0].g.sessions.count() + rs[1].g.sessions.count()
 	lb := newBalancer(rs)
+	// No standalone stream: its GET would land at any moment, inside the
+	// window where round trips are counted.
 	c := mcp.NewClient(&mcp.Implementation{Name: "lb-client", Version: "1"}, nil)
-	cs, err := c.Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: rs[0].srv.URL + PathMCP, HTTPClient: &http.Client{Transport: lb}}, &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
+	cs, err := c.Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: rs[0].srv.URL + PathMCP, HTTPClient: &http.Client{Transport: lb}, DisableStandaloneSSE: true}, &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cs.Close() })
-	for i := range 6 {
+	for i := range 2 {
 		if got := callText(t, cs, "demo__multiply", map[string]any{"a": i, "b": 7}); got != strconv.Itoa(i*7) {
 			t.Errorf("call %d through the balancer = %q, want %d", i, got, i*7)
 		}
+	}
+	// At most one Redis round trip per request, wherever it lands.
+	before, requestsBefore := redisCalls(t, rdb.Addr()), lb.requests()
+	const calls = 6
+	for i := range calls {
+		if got := callText(t, cs, "demo__multiply", map[string]any{"a": i, "b": 7}); got != strconv.Itoa(i*7) {
+			t.Errorf("call %d through the balancer = %q, want %d", i, got, i*7)
+		}
+	}
+	if n, reqs := redisCalls(t, rdb.Addr())-before, lb.requests()-requestsBefore; n > reqs {
+		t.Errorf("%d HTTP requests (%d calls) through the balancer made %d Redis round trips, want at most one each", reqs, calls, n)
 	}
 	if err := cs.SetLoggingLevel(callCtx(t), &mcp.SetLoggingLevelParams{Level: "warning"}); err != nil {
 		t.Fatal(err)
@@ -121,7 +146,7 @@ func TestAnyReplicaServesAnySession(t *testing.T) {
 	if sent != 2 {
 		t.Errorf("the balancer used %d replicas, want both", sent)
 	}
-	owners := -before
+	owners := -held
 	for _, r := range rs {
 		owners += r.g.sessions.count()
 	}
@@ -273,4 +298,31 @@ func recvTimeout[T any](t *testing.T, ch <-chan T, what string) T {
 		t.Fatalf("timed out waiting for %s", what)
 		panic("unreachable")
 	}
+}
+
+// redisCalls returns how many round trips the stores made to the Redis at
+// addr: the commands a client sends (the ones a script runs inside EVAL
+// are counted by Redis too, and left out here).
+func redisCalls(t *testing.T, addr string) int {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: addr})
+	defer c.Close()
+	info, err := c.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, line := range strings.Split(info, "\n") {
+		name, _, _ := strings.Cut(strings.TrimPrefix(line, "cmdstat_"), ":")
+		switch name {
+		case "eval", "evalsha", "eval_ro", "evalsha_ro", "hgetall", "del", "ping", "publish", "xrange":
+		default:
+			continue
+		}
+		if _, rest, ok := strings.Cut(line, "calls="); ok {
+			n, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
+			total += n
+		}
+	}
+	return total
 }

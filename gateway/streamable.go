@@ -232,6 +232,7 @@ type sessions struct {
 	mu              sync.Mutex // guards the fields below
 	live            map[string]*liveSession
 	byServerSession map[*mcp.ServerSession]*liveSession
+	owners          ownerCache // sessions this replica forwards, by id
 	closed          bool
 }
 
