@@ -24,6 +24,15 @@ var (
 	demoErr  error
 )
 
+// TestMain removes the demo binary that buildDemo made.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if demoPath != "" {
+		os.RemoveAll(filepath.Dir(demoPath))
+	}
+	os.Exit(code)
+}
+
 // buildDemo builds the demo MCP server once per test binary.
 func buildDemo(t *testing.T) string {
 	t.Helper()
