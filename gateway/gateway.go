@@ -77,7 +77,8 @@ type Gateway struct {
 	catalog    *catalog
 	store      sessionstore.Store
 	ownStore   bool
-	closeRedis func() error // the Redis client the gateway made, if any
+	closeRedis func() error  // the Redis client the gateway made, if any
+	events     *streamEvents // resumable stream events in Redis; nil without Redis
 
 	// With a shared store (Redis), sessions outlive this replica: advertise
 	// is how other replicas reach it, forwarder how it reaches them.
@@ -154,6 +155,7 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 		}
 		g.store = sessionstore.NewRedis(client, &sessionstore.RedisOptions{Prefix: cfg.SessionStore.Redis.Prefix})
 		g.ownStore, g.closeRedis = true, client.Close
+		g.events = newStreamEvents(sessionstore.NewRedisEventLog(client, &sessionstore.RedisEventLogOptions{Prefix: cfg.SessionStore.Redis.Prefix}), g.log)
 	}
 	if g.store == nil {
 		g.store = sessionstore.NewMemory(nil)
@@ -354,6 +356,10 @@ func (g *Gateway) Close() error {
 			}()
 		}
 		wg.Wait()
+		if g.events != nil {
+			g.events.close()
+			g.events.log.Close()
+		}
 		if g.ownStore {
 			err = g.store.Close()
 			if g.closeRedis != nil {
@@ -443,4 +449,13 @@ func (g *Gateway) setCacheable(_ context.Context, _ mcp.Request, c *mcp.Cacheabl
 	if g.auth.Mode() != auth.ModeNone {
 		c.CacheScope = "private"
 	}
+}
+
+// eventStore is the SDK's view of g.events: nil (no resumability) without
+// Redis.
+func (g *Gateway) eventStore() mcp.EventStore {
+	if g.events == nil {
+		return nil
+	}
+	return g.events
 }

@@ -282,7 +282,7 @@ func (s *sessions) adopt(ctx context.Context, rec *sessionstore.Record) (*liveSe
 	if err := s.g.store.Update(ctx, rec, s.ttl); err != nil {
 		return nil, err
 	}
-	t := &mcp.StreamableServerTransport{SessionID: rec.ID}
+	t := &mcp.StreamableServerTransport{SessionID: rec.ID, EventStore: s.g.eventStore()}
 	ls, err := s.connectWith(ctx, rec.ID, t, rec, &state)
 	if err != nil {
 		return nil, err

@@ -1,7 +1,9 @@
 package gateway
 
 import (
+	"bufio"
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -325,4 +327,107 @@ func redisCalls(t *testing.T, addr string) int {
 		}
 	}
 	return total
+}
+
+// sseEvent is one event of a text/event-stream.
+type sseEvent struct{ id, data string }
+
+// readEvents sends the events of an SSE body to ch until it ends.
+func readEvents(body io.Reader, ch chan<- sseEvent) {
+	sc := bufio.NewScanner(body)
+	var ev sseEvent
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "id: "):
+			ev.id = strings.TrimPrefix(line, "id: ")
+		case strings.HasPrefix(line, "data: "):
+			ev.data += strings.TrimPrefix(line, "data: ")
+		case line == "":
+			if ev.data != "" {
+				ch <- ev
+			}
+			ev = sseEvent{}
+		}
+	}
+	close(ch)
+}
+
+// openStream opens a session's standalone stream on url, resuming after
+// lastID if it is set.
+func openStream(t *testing.T, ctx context.Context, url, sid, lastID string) (<-chan sseEvent, *http.Response) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set(headerSessionID, sid)
+	req.Header.Set(headerProtocolVersion, "2025-11-25")
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET stream: %d", resp.StatusCode)
+	}
+	ch := make(chan sseEvent, 10)
+	go readEvents(resp.Body, ch)
+	return ch, resp
+}
+
+// A client that lost its stream, and whose session's replica died, resumes
+// on another replica with Last-Event-ID and gets what it missed, from
+// Redis, and nothing from before.
+func TestLastEventIDOnAnotherReplica(t *testing.T) {
+	rdb := redistest.Start(t)
+	var upstreamSubs atomic.Int32
+	watchURL := startSDKServer(t, watchServer(&upstreamSubs, make(chan struct{}, 10)), false)
+	rs := startReplicas(t, 2, rdb.URL(), []UpstreamConfig{{Name: "w", Transport: TransportStreamableHTTP, URL: watchURL}})
+	toucher := connect(t, rs[1].srv.URL+PathMCP, "streamable", "2025-11-25")
+	toucher.waitTools(t, "w up", hasAll("w__touch"))
+	connect(t, rs[0].srv.URL+PathMCP, "streamable", "2025-11-25").waitTools(t, "w up", hasAll("w__touch"))
+
+	// A raw client on replica 0, subscribed to a.txt.
+	url0 := rs[0].srv.URL + PathMCP
+	resp, _ := doRequest(t, http.MethodPost, url0, `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`, jsonHeaders)
+	sid := resp.Header.Get(headerSessionID)
+	h := with(jsonHeaders, headerSessionID, sid, headerProtocolVersion, "2025-11-25")
+	doRequest(t, http.MethodPost, url0, `{"jsonrpc":"2.0","method":"notifications/initialized"}`, h)
+	for i, uri := range []string{"w+file:///a.txt", "w+file:///b.txt"} {
+		if resp, body := doRequest(t, http.MethodPost, url0, `{"jsonrpc":"2.0","id":`+strconv.Itoa(2+i)+`,"method":"resources/subscribe","params":{"uri":"`+uri+`"}}`, h); resp.StatusCode != 200 {
+			t.Fatalf("subscribe: %d %s", resp.StatusCode, body)
+		}
+	}
+	touch := func(file string) {
+		t.Helper()
+		callText(t, toucher.ClientSession, "w__touch", map[string]any{"uri": "file:///" + file})
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	events, stream := openStream(t, ctx, url0, sid, "")
+	touch("a.txt")
+	first := recvTimeout(t, events, "the first update")
+	if !strings.Contains(first.data, "resources/updated") || first.id == "" {
+		t.Fatalf("first event = %+v, want a resources/updated with an id", first)
+	}
+	cancel()
+	stream.Body.Close()
+
+	// Missed while the stream was closed; written to Redis by replica 0.
+	touch("b.txt")
+	rs[0].g.events.flush(context.Background(), func(streamKey) bool { return true })
+
+	// Replica 0 dies; the client resumes on replica 1.
+	rs[0].srv.CloseClientConnections()
+	rs[0].srv.Listener.Close()
+	rs[0].g.CloseSessions()
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	defer cancel2()
+	resumed, stream2 := openStream(t, ctx2, rs[1].srv.URL+PathMCP, sid, first.id)
+	defer stream2.Body.Close()
+	got := recvTimeout(t, resumed, "the missed update")
+	if !strings.Contains(got.data, "w+file:///b.txt") {
+		t.Errorf("replayed event = %+v, want the update for b.txt (and not the one for a.txt before it)", got)
+	}
 }

@@ -266,7 +266,7 @@ func newSessions(g *Gateway) *sessions {
 
 // open serves an initialize request on a new session.
 func (s *sessions) open(w http.ResponseWriter, r *http.Request) {
-	t := &mcp.StreamableServerTransport{SessionID: rand.Text()}
+	t := &mcp.StreamableServerTransport{SessionID: rand.Text(), EventStore: s.g.eventStore()}
 	ls, err := s.connect(r.Context(), t.SessionID, t, "streamable")
 	if errors.Is(err, sessionstore.ErrUnavailable) {
 		storeFailed(w)
@@ -367,6 +367,9 @@ func (s *sessions) forget(ls *liveSession) {
 	s.mu.Unlock()
 	if keep {
 		return
+	}
+	if s.g.events != nil {
+		s.g.events.deleteSession(context.Background(), ls.id)
 	}
 	if err := s.g.store.Delete(context.Background(), ls.id); err != nil {
 		s.g.log.LogAttrs(context.Background(), slog.LevelWarn, "deleting session record failed", slog.Any("err", err))

@@ -73,7 +73,8 @@ func TestReplicasSurviveKill(t *testing.T) {
 	cfg := filepath.Join(dir, "gateway.yaml")
 	os.WriteFile(cfg, []byte(`listen: 127.0.0.1:1
 upstreams:
-`+upstreamYAML(demo, "demo", "replicas-"+t.Name())+`session_store:
+`+upstreamYAML(demo, "demo", "replicas-"+t.Name())+upstreamYAML(demo, "ps", "replicas-ps-"+t.Name())+`    sharing: per-session
+session_store:
   type: redis
   redis: {url: "`+rdb.URL()+`"}
 request_state:
@@ -128,6 +129,9 @@ request_state:
 	progress := make(chan float64, 100)
 	c := mcp.NewClient(&mcp.Implementation{Name: "rr", Version: "1"}, &mcp.ClientOptions{
 		ProgressNotificationHandler: func(_ context.Context, req *mcp.ProgressNotificationClientRequest) { progress <- req.Params.Progress },
+		CreateMessageHandler: func(context.Context, *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+			return &mcp.CreateMessageResult{Role: "assistant", Model: "m", Content: &mcp.TextContent{Text: "sampled through the replicas"}}, nil
+		},
 	})
 	cs, err := c.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: "http://" + procs[0].addr + "/mcp", HTTPClient: hc}, &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
 	if err != nil {
@@ -150,6 +154,13 @@ request_state:
 		t.Error("no progress reached the client through the replicas")
 	}
 
+	// A per-session upstream's sampling request reaches this client, on
+	// the stream of the call that caused it, through the forwarding.
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "ps__summarize_alerts", Arguments: map[string]any{"state": "CA"}})
+	if err != nil || res.IsError || !strings.Contains(res.Content[0].(*mcp.TextContent).Text, "sampled through the replicas") {
+		t.Errorf("per-session sampling through the replicas: %v %+v", err, res)
+	}
+
 	// 2026-07-28, stateless, including an input_required round trip whose
 	// retry lands on another replica than the first request.
 	modern := mcp.NewClient(&mcp.Implementation{Name: "rr26", Version: "1"}, &mcp.ClientOptions{
@@ -166,7 +177,7 @@ request_state:
 	}
 	defer ms.Close()
 	multiply(ms, 5)
-	res, err := ms.CallTool(ctx, &mcp.CallToolParams{Name: "demo__greet"})
+	res, err = ms.CallTool(ctx, &mcp.CallToolParams{Name: "demo__greet"})
 	if err != nil || res.StructuredContent == nil || !strings.Contains(res.Content[0].(*mcp.TextContent).Text, "Hello, Ada!") {
 		t.Errorf("greet across replicas: %v %+v", err, res)
 	}
