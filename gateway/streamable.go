@@ -120,7 +120,7 @@ func (g *Gateway) postMCP(w http.ResponseWriter, r *http.Request) {
 
 // readMessages reads and checks a POST body, restoring it for the SDK. It
 // writes the error response itself and returns ok=false on failure.
-func readMessages(w http.ResponseWriter, r *http.Request) (msgs []jsonrpc.Message, isBatch, ok bool) {
+func readMessages(w http.ResponseWriter, r *http.Request) (msgs []wireMessage, isBatch, ok bool) {
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -148,8 +148,8 @@ func readMessages(w http.ResponseWriter, r *http.Request) (msgs []jsonrpc.Messag
 		raws = []json.RawMessage{body}
 	}
 	for _, raw := range raws {
-		msg, err := jsonrpc.DecodeMessage(raw)
-		if err != nil {
+		msg, ok := decodeWire(raw)
+		if !ok {
 			writeRPCError(w, http.StatusBadRequest, jsonrpc.CodeInvalidRequest, "invalid request: not a JSON-RPC 2.0 message")
 			return nil, false, false
 		}
@@ -158,24 +158,58 @@ func readMessages(w http.ResponseWriter, r *http.Request) (msgs []jsonrpc.Messag
 	return msgs, isBatch, true
 }
 
+// wireMessage is what the front door needs of a JSON-RPC message before the
+// SDK decodes it in full: whether it is a request, its method and params.
+type wireMessage struct {
+	request bool
+	method  string
+	params  json.RawMessage
+}
+
+// decodeWire checks a message the way the SDK's decoder will (version
+// "2.0"; an id, if any, a string or a number; a method, or else an id, for
+// a response) without decoding the params, which the SDK does once.
+func decodeWire(raw json.RawMessage) (wireMessage, bool) {
+	var m struct {
+		Version string          `json:"jsonrpc"`
+		ID      json.RawMessage `json:"id"`
+		Method  *string         `json:"method"`
+		Params  json.RawMessage `json:"params"`
+	}
+	if json.Unmarshal(raw, &m) != nil || m.Version != "2.0" {
+		return wireMessage{}, false
+	}
+	hasID := false
+	switch id := bytes.TrimSpace(m.ID); {
+	case len(id) == 0 || string(id) == "null":
+	case id[0] == '"' || id[0] == '-' || id[0] >= '0' && id[0] <= '9':
+		hasID = true
+	default:
+		return wireMessage{}, false
+	}
+	if m.Method != nil {
+		return wireMessage{request: true, method: *m.Method, params: m.Params}, true
+	}
+	return wireMessage{}, hasID
+}
+
 // isStateless reports whether a request without session header speaks the
 // 2026-07-28 revision.
-func isStateless(version string, msgs []jsonrpc.Message) bool {
+func isStateless(version string, msgs []wireMessage) bool {
 	if version >= version20260728 {
 		return true
 	}
 	for _, msg := range msgs {
-		req, ok := msg.(*jsonrpc.Request)
-		if !ok {
+		if !msg.request {
 			continue
 		}
-		if req.Method == "server/discover" {
+		if msg.method == "server/discover" {
 			return true
 		}
 		var p struct {
 			Meta map[string]json.RawMessage `json:"_meta"`
 		}
-		if len(req.Params) > 0 && json.Unmarshal(req.Params, &p) == nil {
+		if len(msg.params) > 0 && json.Unmarshal(msg.params, &p) == nil {
 			if _, ok := p.Meta[mcp.MetaKeyProtocolVersion]; ok {
 				return true
 			}
@@ -184,9 +218,9 @@ func isStateless(version string, msgs []jsonrpc.Message) bool {
 	return false
 }
 
-func hasMethod(msgs []jsonrpc.Message, method string) bool {
+func hasMethod(msgs []wireMessage, method string) bool {
 	for _, msg := range msgs {
-		if req, ok := msg.(*jsonrpc.Request); ok && req.Method == method {
+		if msg.request && msg.method == method {
 			return true
 		}
 	}
