@@ -98,3 +98,38 @@ func TestTypeScriptClientInterop(t *testing.T) {
 		})
 	}
 }
+
+// The official TypeScript SDK, a 2025-era client, answers the input that a
+// 2026-07-28 upstream asks for: the gateway turns the upstream's
+// input_required results into real elicitation and sampling requests on the
+// client's session (Streamable HTTP and SSE), over two rounds for greet.
+func TestTypeScriptClientAnswersInput(t *testing.T) {
+	dir := tsClientDir(t)
+	tg := startGateway(t, []UpstreamConfig{demoUpstream("demo")})
+	connect(t, tg.mcpURL(), "streamable", "2025-11-25").waitTools(t, "demo up", hasAll("demo__greet"))
+	for _, c := range []struct{ transport, url string }{
+		{"streamable", tg.mcpURL()},
+		{"sse", tg.sseURL()},
+	} {
+		for _, call := range []struct{ tool, args, want string }{
+			{"demo__greet", `{}`, "Hello, Ada!"},
+			{"demo__summarize_alerts", `{"state":"CA"}`, "calm skies"},
+		} {
+			t.Run(c.transport+"/"+call.tool, func(t *testing.T) {
+				ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+				defer cancel()
+				cmd := exec.CommandContext(ctx, "node", "client.mjs", "--url", c.url, "--transport", c.transport,
+					"--call", call.tool, "--args", call.args, "--elicit-name", "Ada", "--sample", "calm skies")
+				cmd.Dir = dir
+				var stdout, stderr bytes.Buffer
+				cmd.Stdout, cmd.Stderr = &stdout, &stderr
+				if err := cmd.Run(); err != nil {
+					t.Fatalf("TypeScript client: %v\nstderr: %s", err, stderr.String())
+				}
+				if !strings.Contains(stdout.String(), call.want) {
+					t.Errorf("%s over %s = %s, want %q in it", call.tool, c.transport, stdout.String(), call.want)
+				}
+			})
+		}
+	}
+}

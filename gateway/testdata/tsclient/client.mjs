@@ -6,6 +6,11 @@
 //   node client.mjs --url URL --transport streamable|sse
 //                   [--call TOOL] [--args JSON] [--list-only]
 //                   [--header 'Name: value' ...] [--timeout-ms N]
+//                   [--elicit-name NAME] [--sample TEXT]
+//
+// --elicit-name declares elicitation and accepts every form: a field "name"
+// gets NAME, a field "ok" gets true. --sample declares sampling and answers
+// every sampling request with TEXT.
 //
 // Connects, lists all tools (following nextCursor), optionally calls one tool,
 // closes, and prints exactly one JSON object on stdout:
@@ -18,6 +23,7 @@ import { parseArgs } from 'node:util';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
+import { ElicitRequestSchema, CreateMessageRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 
 const USAGE =
   "usage: node client.mjs --url URL --transport streamable|sse [--call TOOL] [--args JSON] " +
@@ -49,6 +55,8 @@ function parseCli(argv) {
       args: { type: 'string' },
       header: { type: 'string', multiple: true, default: [] },
       'list-only': { type: 'boolean', default: false },
+      'elicit-name': { type: 'string' },
+      sample: { type: 'string' },
       'timeout-ms': { type: 'string', default: '20000' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -101,6 +109,8 @@ function parseCli(argv) {
     toolArgs,
     headers,
     timeoutMs,
+    elicitName: values['elicit-name'],
+    sample: values.sample,
   };
 }
 
@@ -135,7 +145,26 @@ async function run(opts) {
     origSet?.(v);
   };
 
-  const client = new Client({ name: 'mcpgw-tsclient', version: '0.0.0' });
+  const capabilities = {};
+  if (opts.elicitName !== undefined) capabilities.elicitation = {};
+  if (opts.sample !== undefined) capabilities.sampling = {};
+  const client = new Client({ name: 'mcpgw-tsclient', version: '0.0.0' }, { capabilities });
+  if (opts.elicitName !== undefined) {
+    client.setRequestHandler(ElicitRequestSchema, async (req) => {
+      const props = req.params.requestedSchema?.properties ?? {};
+      const content = {};
+      if ('name' in props) content.name = opts.elicitName;
+      if ('ok' in props) content.ok = true;
+      return { action: 'accept', content };
+    });
+  }
+  if (opts.sample !== undefined) {
+    client.setRequestHandler(CreateMessageRequestSchema, async () => ({
+      role: 'assistant',
+      model: 'tsclient',
+      content: { type: 'text', text: opts.sample },
+    }));
+  }
   // Keep the SDK's own per-request timeout beyond ours so that a stall is
   // reported as a timeout (exit 2), not as an SDK error (exit 1).
   const reqOpts = { timeout: opts.timeoutMs + 5000 };
