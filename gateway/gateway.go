@@ -302,18 +302,26 @@ func (g *Gateway) newMount(uc UpstreamConfig) *mount {
 		}
 		m.http = &http.Client{Transport: auth.ClientCredentials(uc.Credentials.OAuth2ClientCredentials.toAuth(), &auth.CredentialsOptions{Base: base})}
 	}
-	uopts := g.opts.Upstream
-	uopts.HTTPClient = m.http
-	uopts.Logger = g.log
-	uopts.ClientInfo = g.impl
+	uopts := g.upstreamOptions(m)
 	uopts.OnChange = func() {
 		g.catalog.rebuild()
 		g.subs.resubscribe(m)
 	}
-	uopts.OnProgress = func(_ context.Context, p *mcp.ProgressNotificationParams) { g.progress.relay(p) }
 	uopts.OnResourceUpdated = func(ctx context.Context, p *mcp.ResourceUpdatedNotificationParams) { g.subs.updated(ctx, m, p) }
 	m.up = upstream.New(m.upstreamConfig(g.cfg.Dir, false), &uopts)
 	return m
+}
+
+// upstreamOptions are the options every connection to m starts from: the
+// mount's HTTP client (with its credentials), the gateway's logger and
+// name, and progress relayed to the calls that asked for it.
+func (g *Gateway) upstreamOptions(m *mount) upstream.Options {
+	uopts := g.opts.Upstream
+	uopts.HTTPClient = m.http
+	uopts.Logger = g.log
+	uopts.ClientInfo = g.impl
+	uopts.OnProgress = func(_ context.Context, p *mcp.ProgressNotificationParams) { g.progress.relay(p) }
+	return uopts
 }
 
 // mountList returns the current mounts, in config order.

@@ -317,11 +317,7 @@ func (g *Gateway) startHeld(ss *mcp.ServerSession, m *mount, principal string, c
 // call, declaring the capabilities that ss's client declared; the upstream's
 // requests on it go to h.
 func (g *Gateway) newCallUpstream(ss *mcp.ServerSession, m *mount, h *heldCall) *upstream.Upstream {
-	uopts := g.opts.Upstream
-	uopts.HTTPClient = m.http
-	uopts.Logger = g.log
-	uopts.ClientInfo = g.impl
-	uopts.OnProgress = func(_ context.Context, p *mcp.ProgressNotificationParams) { g.progress.relay(p) }
+	uopts := g.upstreamOptions(m)
 	// Reconnecting would start the call over; one attempt is all it gets.
 	uopts.MinBackoff, uopts.MaxBackoff = m.timeout, m.timeout
 	var caps *mcp.ClientCapabilities

@@ -100,11 +100,7 @@ func (ls *liveSession) upstream(ctx context.Context, m *mount) (u *upstream.Upst
 // carries ls's client capabilities.
 func (g *Gateway) newSessionUpstream(ctx context.Context, ls *liveSession, m *mount) *upstream.Upstream {
 	ss := ls.session
-	uopts := g.opts.Upstream
-	uopts.HTTPClient = m.http
-	uopts.Logger = g.log
-	uopts.ClientInfo = g.impl
-	uopts.OnProgress = func(_ context.Context, p *mcp.ProgressNotificationParams) { g.progress.relay(p) }
+	uopts := g.upstreamOptions(m)
 	uopts.OnLog = func(ctx context.Context, p *mcp.LoggingMessageParams) {
 		if p != nil {
 			ss.Log(context.WithoutCancel(ctx), p)
