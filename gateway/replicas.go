@@ -241,17 +241,41 @@ func (s *sessions) forward(w http.ResponseWriter, r *http.Request, owner string)
 			case errors.As(err, &op) && op.Op == "dial":
 				outcome = unreachable
 				return
+			case r.Context().Err() == nil && !ownerListening(r.Context(), target.Host):
+				// A kept-alive connection to an owner that has just
+				// died fails on the request itself, not on a dial;
+				// a fresh dial tells a dead owner from a failing one.
+				// The request may have reached it, and runs again on
+				// the replica that takes over: its answer died with
+				// the owner.
+				outcome = unreachable
+				return
 			}
 			s.g.log.LogAttrs(r.Context(), slog.LevelWarn, "forwarding to the session's owner failed", slog.Any("err", err))
 			writeRPCError(w, http.StatusBadGateway, -32603, "the replica holding this session failed to answer; retry")
 		},
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
+	// A rewindable body lets the transport resend a request that a
+	// kept-alive connection closed before it was written.
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	proxy.ServeHTTP(w, r)
 	if outcome != forwarded {
 		r.Body = io.NopCloser(bytes.NewReader(body))
 	}
 	return outcome
+}
+
+// ownerListening reports whether a replica accepts connections at
+// hostport.
+func ownerListening(ctx context.Context, hostport string) bool {
+	d := net.Dialer{Timeout: time.Second}
+	conn, err := d.DialContext(ctx, "tcp", hostport)
+	if err != nil {
+		return false
+	}
+	conn.Close()
+	return true
 }
 
 // newForwarder is the HTTP client transport replicas use to reach each

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -237,6 +238,70 @@ func TestDeadReplicaSessionsAreTakenOver(t *testing.T) {
 		}
 	case <-time.After(waitTimeout):
 		t.Error("no resource update after the takeover")
+	}
+}
+
+// An owner that dies while a request is on its way (the connection is taken
+// and then dropped without an answer) is told from a failing owner by a
+// fresh dial: the request is served by a replica that takes the session
+// over, not answered with 502.
+func TestOwnerDyingMidRequestIsTakenOver(t *testing.T) {
+	rdb := redistest.Start(t)
+	rs := startReplicas(t, 2, rdb.URL(), []UpstreamConfig{demoUpstream("demo")})
+	connect(t, rs[1].srv.URL+PathMCP, "streamable", "2025-11-25").waitTools(t, "demo up", hasAll("demo__multiply"))
+	c := mcp.NewClient(&mcp.Implementation{Name: "dying-owner", Version: "1"}, nil)
+	cs, err := c.Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: rs[0].srv.URL + PathMCP, DisableStandaloneSSE: true}, &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cs.Close() })
+
+	// The record now names an owner that takes one request's connection,
+	// stops listening and hangs up without answering.
+	dying, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	took := make(chan struct{})
+	go func() {
+		conn, err := dying.Accept()
+		if err != nil {
+			return
+		}
+		http.ReadRequest(bufio.NewReader(conn))
+		dying.Close()
+		conn.Close()
+		close(took)
+	}()
+	t.Cleanup(func() { dying.Close() })
+	rec, err := rs[0].g.store.Get(callCtx(t), cs.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.Owner = "http://" + dying.Addr().String()
+	if err := rs[0].g.store.Update(callCtx(t), rec, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	rs[0].g.CloseSessions()
+
+	body := `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"demo__multiply","arguments":{"a":6,"b":7}}}`
+	req, _ := http.NewRequestWithContext(callCtx(t), http.MethodPost, rs[1].srv.URL+PathMCP, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set(headerSessionID, cs.ID())
+	req.Header.Set(headerProtocolVersion, "2025-11-25")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	recvTimeout(t, took, "the dying owner to take the forwarded request")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(out), `"text":"42"`) {
+		t.Fatalf("call whose owner died mid-request: %d %s", resp.StatusCode, out)
+	}
+	if rec, err := rs[1].g.store.Get(callCtx(t), cs.ID()); err != nil || rec.Owner != rs[1].g.advertise {
+		t.Errorf("record after the takeover: %+v %v, want replica 1 as owner", rec, err)
 	}
 }
 
