@@ -63,6 +63,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/mcpgw/gateway/cmd/internal/gctune"
 )
 
 func main() {
@@ -182,9 +184,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	b := &bench{s: s, log: log, stderr: stderr, plan: newPlan(s)}
 	defer b.cleanup()
 
+	// The gateway runs in this process, with the collector settings
+	// cmd/gateway gives itself; the clients of both sides share them.
+	gc, err := gctune.Apply()
+	if err != nil {
+		fmt.Fprintf(stderr, "gateway-bench: %v\n", err)
+	}
 	report := newReport(s)
-	fmt.Fprintf(stderr, "gateway-bench: %d CPUs, %s, scenarios %v, %s per side per measurement\n",
-		report.Machine.NumCPU, report.Machine.GoVersion, s.scenarios, s.duration)
+	report.Machine.GC = gc.String()
+	fmt.Fprintf(stderr, "gateway-bench: %d CPUs, %s, %s, scenarios %v, %s per side per measurement\n",
+		report.Machine.NumCPU, report.Machine.GoVersion, report.Machine.GC, s.scenarios, s.duration)
 
 	code := 0
 	// Everything this goroutine starts is load-generating client code

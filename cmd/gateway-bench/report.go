@@ -35,6 +35,7 @@ type Machine struct {
 	Kernel     string `json:"kernel,omitempty"`       // uname -r
 	LoadStart  string `json:"loadAvgStart,omitempty"` // /proc/loadavg: the machine may be shared
 	LoadEnd    string `json:"loadAvgEnd,omitempty"`
+	GC         string `json:"gc"` // the collector settings of the process: GOGC, GOMEMLIMIT
 }
 
 // Settings are the knobs the run used.
@@ -179,8 +180,8 @@ func readTrimmed(path string) string {
 // printTable writes the human-readable report.
 func (r *Report) printTable(w io.Writer) {
 	m := r.Machine
-	fmt.Fprintf(w, "gateway-bench: %d CPUs (GOMAXPROCS %d), %s %s/%s, kernel %s, load %s\n",
-		m.NumCPU, m.GOMAXPROCS, m.GoVersion, m.OS, m.Arch, orDash(m.Kernel), orDash(m.LoadStart))
+	fmt.Fprintf(w, "gateway-bench: %d CPUs (GOMAXPROCS %d), %s %s/%s, %s, kernel %s, load %s\n",
+		m.NumCPU, m.GOMAXPROCS, m.GoVersion, m.OS, m.Arch, orDash(m.GC), orDash(m.Kernel), orDash(m.LoadStart))
 	fmt.Fprintf(w, "%.1fs per side per measurement in %.2fs rounds, alternating sides; run took %.0fs\n",
 		r.Settings.SecondsPerSide, r.Settings.RoundSeconds, r.ElapsedSeconds)
 	for _, s := range r.Scenarios {

@@ -25,6 +25,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mcpgw/gateway/cmd/internal/gctune"
 	"github.com/mcpgw/gateway/gateway"
 )
 
@@ -130,6 +131,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 		}
 	}
 	log := newLogger(cfg.Log, stderr)
+	gc, err := gctune.Apply()
+	if err != nil {
+		log.Warn("the container's memory limit could not be read; no GOMEMLIMIT set", slog.Any("err", err))
+	}
 
 	// SIGINT/SIGTERM shut down (a second one exits at once); SIGHUP
 	// reloads the config, as does a change of the file.
@@ -163,7 +168,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	log.Info("gateway listening", slog.String("addr", ln.Addr().String()),
 		slog.String("mcp", "http://"+ln.Addr().String()+gateway.PathMCP),
 		slog.String("sse", "http://"+ln.Addr().String()+gateway.PathSSE),
-		slog.String("version", buildVersion()))
+		slog.String("version", buildVersion()), slog.String("gc", gc.String()))
 	if cfg.Metrics.Listen != "" {
 		// Prometheus scrapes its own port, which needs no token.
 		mln, err := net.Listen("tcp", cfg.Metrics.Listen)
