@@ -14,6 +14,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -115,8 +116,8 @@ func (g *Gateway) gate(ctx context.Context, method string, req mcp.Request) erro
 // tool_error, input_required) and how long it took (duration_ms). Never
 // arguments. Handlers defer it first thing, with pointers to their results.
 func auditCall[R mcp.Result](ctx context.Context, g *Gateway, req mcp.Request, action, name string, r route, start time.Time, res *R, err *error) {
-	if !g.log.Enabled(ctx, slog.LevelInfo) {
-		return
+	if !g.log.Enabled(ctx, slog.LevelInfo) || errors.Is(*err, errNeedsStream) {
+		return // a fast call given back is audited where it goes on
 	}
 	log := g.log.With(
 		slog.String("name", name),

@@ -243,6 +243,9 @@ func isResourceNotFound(e *jsonrpc.Error) bool {
 
 // upstreamError turns a failed upstream call into the error the client sees.
 func (g *Gateway) upstreamError(ctx context.Context, m *mount, method string, err error) error {
+	if errors.Is(err, errNeedsStream) {
+		return err // not a failure: the call goes on on the SDK's path
+	}
 	var werr *jsonrpc.Error
 	if errors.As(err, &werr) {
 		return werr // the upstream's own answer

@@ -170,6 +170,9 @@ func (m *metrics) countRequests(next mcp.MethodHandler) mcp.MethodHandler {
 		start := time.Now()
 		var denied bool
 		res, err := next(context.WithValue(ctx, deniedKey{}, &denied), method, req)
+		if errors.Is(err, errNeedsStream) {
+			return res, err // counted where it goes on
+		}
 		outcome := callOutcome(res, err)
 		if denied {
 			outcome = outcomeDenied

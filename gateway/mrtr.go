@@ -391,6 +391,11 @@ func rounds[R mcp.Result](ctx context.Context, g *Gateway, req mcp.Request, m *m
 		if round >= maxInputRounds {
 			return res, nil, &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: fmt.Sprintf("upstream %q asked for input %d times without finishing", m.name, round)}
 		}
+		if yieldForInput(ctx) {
+			// A fast call: the SDK's path asks the client, on the
+			// request's own stream.
+			return res, nil, errNeedsStream
+		}
 		responses, err := fulfill(ctx, ss, m.name, irs)
 		if err != nil {
 			return res, nil, err

@@ -106,9 +106,15 @@ func (g *Gateway) postMCP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if sid != "" {
-		if ls := g.sessions.find(w, r, sid); ls != nil {
-			ls.serve(w, r)
+		ls := g.sessions.find(w, r, sid)
+		if ls == nil {
+			return
 		}
+		if !isBatch && g.fastToolCall(w, r, ls, msgs[0]) {
+			return
+		}
+		ls.cancelFast(msgs)
+		ls.serve(w, r)
 		return
 	}
 	if !hasMethod(msgs, "initialize") {
@@ -163,6 +169,7 @@ func readMessages(w http.ResponseWriter, r *http.Request) (msgs []wireMessage, i
 type wireMessage struct {
 	request bool
 	method  string
+	id      json.RawMessage // nil for a notification
 	params  json.RawMessage
 }
 
@@ -179,17 +186,18 @@ func decodeWire(raw json.RawMessage) (wireMessage, bool) {
 	if json.Unmarshal(raw, &m) != nil || m.Version != "2.0" {
 		return wireMessage{}, false
 	}
-	hasID := false
-	switch id := bytes.TrimSpace(m.ID); {
+	id := bytes.TrimSpace(m.ID)
+	switch {
 	case len(id) == 0 || string(id) == "null":
+		id = nil
 	case id[0] == '"' || id[0] == '-' || id[0] >= '0' && id[0] <= '9':
-		hasID = true
 	default:
 		return wireMessage{}, false
 	}
 	if m.Method != nil {
-		return wireMessage{request: true, method: *m.Method, params: m.Params}, true
+		return wireMessage{request: true, method: *m.Method, id: id, params: m.Params}, true
 	}
+	hasID := id != nil
 	return wireMessage{}, hasID
 }
 
@@ -288,6 +296,7 @@ type liveSession struct {
 	idle     *time.Timer
 	ups      map[*mount]*upstream.Upstream // per-session upstream connections
 	logLevel mcp.LoggingLevel              // as the client set it
+	fast     map[string]context.CancelFunc // fast calls in flight, by JSON-RPC id (fastpath.go)
 }
 
 func newSessions(g *Gateway) *sessions {

@@ -1,0 +1,297 @@
+package gateway
+
+// The fast path: a tools/call on a 2025-era Streamable HTTP session, to a
+// shared upstream, is served here rather than through the SDK's server
+// transport and session.
+//
+// Why: the SDK decodes each incoming message six times on its way to a
+// handler (the batch probe, the envelope, the method, the _meta twice, the
+// params), each decode with a fresh 32 KiB buffer. That is half of what a
+// proxied call allocates, and the collector's work for it is a large part
+// of the gateway's CPU per call. Here the front door's one light decode is
+// reused and the params are decoded once with encoding/json.
+//
+// What stays the same: the call runs through the same middleware (in-flight
+// count, metrics, policy) and the same tool handler as on the SDK's path,
+// with the same session, principal and routing, and the answer is the same
+// JSON-RPC response on an SSE stream, with keep-alive comments while the
+// call runs. notifications/cancelled for a fast call cancels it.
+//
+// What is left to the SDK's path, where the request goes untouched: batches,
+// requests with a progress token (progress goes out on the request's own
+// stream), MRTR retries and 2026-07-28 _meta, per-session upstreams (their
+// server-to-client requests go out on the request's stream), tools that are
+// unknown or whose upstream is down (the SDK words those errors), and
+// sessions whose version header does not match. A call whose 2026-07-28
+// upstream asks for input (which a 2025-era client answers on the request's
+// stream) is given back to the SDK's path before anything is written, and
+// the upstream sees it again as a new first round; past the first
+// keep-alive, with the stream's headers sent, the input is asked on the
+// session's standalone stream instead.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	sdkauth "github.com/modelcontextprotocol/go-sdk/auth"
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// errNeedsStream says that a fast call needs the request's own stream
+// (to ask the client for input) and was given back to the SDK's path.
+var errNeedsStream = errors.New("the call needs the request's stream")
+
+// fastCallKey marks, in a fast call's context, its *fastCall.
+type fastCallKey struct{}
+
+// fastCall is the response of one fast call: nothing is written until the
+// result is ready, or the keep-alive interval passes, whichever is first.
+type fastCall struct {
+	w        http.ResponseWriter
+	interval time.Duration
+
+	mu        sync.Mutex
+	timer     *time.Timer
+	committed bool // the SSE headers are written
+	yielded   bool // given back to the SDK's path
+	done      bool
+}
+
+// tick sends a keep-alive comment, committing the stream first.
+func (fc *fastCall) tick() {
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	if fc.done || fc.yielded {
+		return
+	}
+	fc.commitLocked()
+	if _, err := fc.w.Write([]byte(": keep-alive\n\n")); err != nil {
+		return
+	}
+	http.NewResponseController(fc.w).Flush()
+	fc.timer.Reset(fc.interval)
+}
+
+func (fc *fastCall) commitLocked() {
+	if fc.committed {
+		return
+	}
+	fc.committed = true
+	h := fc.w.Header()
+	h.Set("Cache-Control", "no-cache, no-transform")
+	h.Set("Content-Type", "text/event-stream")
+	fc.w.WriteHeader(http.StatusOK)
+}
+
+// yield gives the call back to the SDK's path, if nothing is written yet.
+func (fc *fastCall) yield() bool {
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	if fc.committed || fc.done {
+		return false
+	}
+	fc.yielded = true
+	return true
+}
+
+// finish writes the response as the stream's one event.
+func (fc *fastCall) finish(msg []byte) {
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	fc.done = true
+	if fc.timer != nil {
+		fc.timer.Stop()
+	}
+	fc.commitLocked()
+	var b bytes.Buffer
+	b.Grow(len(msg) + 24)
+	b.WriteString("event: message\ndata: ")
+	b.Write(msg)
+	b.WriteString("\n\n")
+	if _, err := fc.w.Write(b.Bytes()); err == nil {
+		http.NewResponseController(fc.w).Flush()
+	}
+}
+
+// stop ends the keep-alives without writing (the call was given back).
+func (fc *fastCall) stop() {
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	fc.done = true
+	if fc.timer != nil {
+		fc.timer.Stop()
+	}
+}
+
+// yieldForInput is called where a call needs the client to answer input on
+// the request's stream: it reports whether the call was a fast one given
+// back to the SDK's path, which then asks the client.
+func yieldForInput(ctx context.Context) bool {
+	fc, _ := ctx.Value(fastCallKey{}).(*fastCall)
+	return fc != nil && fc.yield()
+}
+
+// fastParams are the tools/call params the fast path needs to see.
+type fastParams struct {
+	Meta           map[string]any  `json:"_meta"`
+	Name           string          `json:"name"`
+	Arguments      json.RawMessage `json:"arguments"`
+	InputResponses json.RawMessage `json:"inputResponses"`
+	RequestState   *string         `json:"requestState"`
+}
+
+// fastToolCall serves msg, a request on ls that reached this replica's
+// session, if it qualifies for the fast path (see the top of this file);
+// it reports false, having written nothing, if the SDK's path must serve
+// it.
+func (g *Gateway) fastToolCall(w http.ResponseWriter, r *http.Request, ls *liveSession, msg wireMessage) bool {
+	if !msg.request || msg.method != "tools/call" || len(msg.id) == 0 || ls.streamable == nil {
+		return false
+	}
+	ls.mu.Lock()
+	ss := ls.session
+	ls.mu.Unlock()
+	if ss == nil {
+		return false
+	}
+	ip := ss.InitializeParams()
+	if ip == nil || ip.ProtocolVersion >= version20260728 || !versionHeaderMatches(r.Header.Get(headerProtocolVersion), ip.ProtocolVersion) {
+		return false
+	}
+	var p fastParams
+	if json.Unmarshal(msg.params, &p) != nil || p.InputResponses != nil || p.RequestState != nil {
+		return false
+	}
+	for k := range p.Meta {
+		if k == "progressToken" || strings.HasPrefix(k, "io.modelcontextprotocol/") {
+			return false
+		}
+	}
+	e, ok := g.catalog.tool(p.Name)
+	if !ok || e.m.cfg.Sharing == SharingPerSession {
+		return false
+	}
+
+	fc := &fastCall{w: w, interval: g.opts.KeepAlive}
+	if fc.interval > 0 {
+		fc.mu.Lock()
+		fc.timer = time.AfterFunc(fc.interval, fc.tick)
+		fc.mu.Unlock()
+	}
+	// As on the SDK's path for 2025-era sessions, the client going away
+	// does not cancel the call; notifications/cancelled does.
+	ctx, cancel := context.WithCancel(context.WithValue(context.WithoutCancel(r.Context()), fastCallKey{}, fc))
+	defer cancel()
+	forget := ls.trackFast(msg.id, cancel)
+	defer forget()
+
+	req := &mcp.CallToolRequest{
+		Session: ss,
+		Params:  &mcp.CallToolParamsRaw{Meta: p.Meta, Name: p.Name, Arguments: p.Arguments},
+		Extra:   &mcp.RequestExtra{TokenInfo: sdkauth.TokenInfoFromContext(r.Context()), Header: r.Header},
+	}
+	handle := g.countInflight(g.metrics.countRequests(func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+		if err := g.gate(ctx, method, req); err != nil {
+			return nil, err
+		}
+		return g.toolHandler(e.route)(ctx, req.(*mcp.CallToolRequest))
+	}))
+	ls.begin()
+	res, err := handle(ctx, "tools/call", req)
+	ls.end()
+	if errors.Is(err, errNeedsStream) {
+		fc.stop()
+		return false
+	}
+	fc.finish(encodeResponse(msg.id, res, err))
+	return true
+}
+
+// versionHeaderMatches reports whether a request's MCP-Protocol-Version
+// header agrees with the session's version (before 2025-06-18 clients
+// need not send it).
+func versionHeaderMatches(header, session string) bool {
+	return header == session || header == "" && session < version20250618
+}
+
+// encodeResponse is the JSON-RPC response to the request with id, encoded
+// as the SDK encodes it (no HTML escaping).
+func encodeResponse(id json.RawMessage, res mcp.Result, err error) []byte {
+	resp := struct {
+		Version string          `json:"jsonrpc"`
+		ID      json.RawMessage `json:"id"`
+		Result  mcp.Result      `json:"result,omitempty"`
+		Error   *jsonrpc.Error  `json:"error,omitempty"`
+	}{Version: "2.0", ID: id}
+	if err != nil {
+		var werr *jsonrpc.Error
+		if !errors.As(err, &werr) {
+			werr = &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: err.Error()}
+		}
+		resp.Error = werr
+	} else {
+		if tr, ok := res.(*mcp.CallToolResult); ok && tr != nil && tr.Content == nil {
+			tr.Content = []mcp.Content{} // as the SDK sends it: never null
+		}
+		resp.Result = res
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(resp); err != nil {
+		b.Reset()
+		enc.Encode(struct {
+			Version string          `json:"jsonrpc"`
+			ID      json.RawMessage `json:"id"`
+			Error   *jsonrpc.Error  `json:"error"`
+		}{"2.0", id, &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: "the result could not be encoded"}})
+	}
+	return bytes.TrimRight(b.Bytes(), "\n")
+}
+
+// trackFast registers the cancel function of a fast call under its request
+// id, for notifications/cancelled; the returned function forgets it.
+func (ls *liveSession) trackFast(id json.RawMessage, cancel context.CancelFunc) func() {
+	key := string(id)
+	ls.mu.Lock()
+	if ls.fast == nil {
+		ls.fast = map[string]context.CancelFunc{}
+	}
+	ls.fast[key] = cancel
+	ls.mu.Unlock()
+	return func() {
+		ls.mu.Lock()
+		delete(ls.fast, key)
+		ls.mu.Unlock()
+	}
+}
+
+// cancelFast cancels the fast calls that notifications/cancelled messages
+// in msgs name. The messages go on to the SDK, which ignores ids it does
+// not know.
+func (ls *liveSession) cancelFast(msgs []wireMessage) {
+	for _, msg := range msgs {
+		if !msg.request || msg.method != "notifications/cancelled" {
+			continue
+		}
+		var p struct {
+			RequestID json.RawMessage `json:"requestId"`
+		}
+		if json.Unmarshal(msg.params, &p) != nil || len(p.RequestID) == 0 {
+			continue
+		}
+		ls.mu.Lock()
+		cancel := ls.fast[string(p.RequestID)]
+		ls.mu.Unlock()
+		if cancel != nil {
+			cancel()
+		}
+	}
+}

@@ -1,0 +1,158 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// postCall sends one raw tools/call body on session sid and returns the
+// response, whose body the caller reads and closes.
+func postCall(t *testing.T, url, sid, version, body string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(callCtx(t), http.MethodPost, url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set(headerSessionID, sid)
+	req.Header.Set(headerProtocolVersion, version)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+// A tools/call on a 2025-era session that takes longer than the keep-alive
+// interval gets an event stream at once, keep-alive comments while it runs,
+// and then its response, with the request's id as the client wrote it.
+func TestFastCallKeepsAliveAndAnswers(t *testing.T) {
+	release := make(chan struct{})
+	started := make(chan struct{}, 1)
+	s := mcp.NewServer(&mcp.Implementation{Name: "slow", Version: "1"}, nil)
+	s.AddTool(&mcp.Tool{Name: "wait", InputSchema: map[string]any{"type": "object"}}, func(ctx context.Context, _ *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		started <- struct{}{}
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "done <ok>"}}}, nil
+	})
+	url := startSDKServer(t, s, false)
+	tg := startGateway(t, []UpstreamConfig{{Name: "s", Transport: TransportStreamableHTTP, URL: url}}, func(_ *Config, o *Options) {
+		o.KeepAlive = 20 * time.Millisecond
+	})
+	cs := connect(t, tg.mcpURL(), "streamable", "2025-11-25")
+	cs.waitTools(t, "s up", hasAll("s__wait"))
+
+	resp := postCall(t, tg.mcpURL(), cs.ID(), "2025-11-25", `{"jsonrpc":"2.0","id":"call-1","method":"tools/call","params":{"name":"s__wait","arguments":{}}}`)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("response: %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	recvTimeout(t, started, "the call to reach the upstream")
+	sc := bufio.NewScanner(resp.Body)
+	var data string
+	released := false
+	for sc.Scan() {
+		line := sc.Text()
+		if line == ": keep-alive" && !released {
+			close(release)
+			released = true
+		}
+		if d, ok := strings.CutPrefix(line, "data: "); ok {
+			data = d
+			break
+		}
+	}
+	if !released {
+		t.Fatal("no keep-alive comment before the answer")
+	}
+	var msg struct {
+		ID     json.RawMessage `json:"id"`
+		Result struct {
+			Content []struct{ Text string } `json:"content"`
+		} `json:"result"`
+	}
+	if err := json.Unmarshal([]byte(data), &msg); err != nil || string(msg.ID) != `"call-1"` ||
+		len(msg.Result.Content) != 1 || msg.Result.Content[0].Text != "done <ok>" {
+		t.Fatalf("answer %q: %v", data, err)
+	}
+	// The session is still in use, through the SDK's path too.
+	if _, err := cs.ListTools(callCtx(t), nil); err != nil {
+		t.Errorf("tools/list after a fast call: %v", err)
+	}
+}
+
+// Errors on the fast path are the JSON-RPC errors of the SDK's: an
+// upstream's own error passes through, with the request's numeric id.
+func TestFastCallErrors(t *testing.T) {
+	tg := startGateway(t, []UpstreamConfig{demoUpstream("demo")})
+	cs := connect(t, tg.mcpURL(), "streamable", "2025-11-25")
+	cs.waitTools(t, "demo up", hasAll("demo__multiply"))
+	for _, c := range []struct{ name, body, want string }{
+		{"bad arguments", `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"demo__multiply","arguments":{"a":"x"}}}`, `"id":7`},
+		{"unknown tool", `{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"demo__nope"}}`, `unknown tool`},
+		{"params not an object", `{"jsonrpc":"2.0","id":9,"method":"tools/call","params":[1]}`, `"id":9`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			resp := postCall(t, tg.mcpURL(), cs.ID(), "2025-11-25", c.body)
+			sc := bufio.NewScanner(resp.Body)
+			for sc.Scan() {
+				if d, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+					if !strings.Contains(d, c.want) || !strings.Contains(d, `"error"`) && !strings.Contains(d, `"isError":true`) {
+						t.Errorf("answer %s, want an error with %s", d, c.want)
+					}
+					return
+				}
+			}
+			t.Errorf("no answer (status %d)", resp.StatusCode)
+		})
+	}
+	// The session goes on.
+	if got := callText(t, cs.ClientSession, "demo__multiply", map[string]any{"a": 6, "b": 7}); got != "42" {
+		t.Errorf("multiply after the errors = %q", got)
+	}
+}
+
+// A proxied tools/call is cheap in allocations: the fast path decodes the
+// request once, not the SDK's six times with a 32 KiB buffer each. The
+// bound is the gateway's whole share, upstream client included (measured
+// at about 140 KB on this path, 350 KB on the SDK's).
+func TestFastCallAllocations(t *testing.T) {
+	tg := startGateway(t, []UpstreamConfig{demoUpstream("demo")})
+	cs := connect(t, tg.mcpURL(), "streamable", "2025-11-25")
+	cs.waitTools(t, "demo up", hasAll("demo__multiply"))
+	call := func(i int) {
+		resp := postCall(t, tg.mcpURL(), cs.ID(), "2025-11-25", `{"jsonrpc":"2.0","id":`+strconv.Itoa(i)+`,"method":"tools/call","params":{"name":"demo__multiply","arguments":{"a":6,"b":7}}}`)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(b), `"text":"42"`) {
+			t.Fatalf("call %d: %s", i, b)
+		}
+	}
+	for i := range 20 {
+		call(i) // warm: connections, pools
+	}
+	const n = 200
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for i := range n {
+		call(100 + i)
+	}
+	runtime.ReadMemStats(&after)
+	perCall := (after.TotalAlloc - before.TotalAlloc) / n
+	t.Logf("%d bytes, %d allocations per call (test client included)", perCall, (after.Mallocs-before.Mallocs)/n)
+	if perCall > 250<<10 {
+		t.Errorf("a proxied call allocates %d KB, want at most 250 KB", perCall>>10)
+	}
+}
