@@ -14,8 +14,10 @@ package gateway
 // What stays the same: the call runs through the same middleware (in-flight
 // count, metrics, policy) and the same tool handler as on the SDK's path,
 // with the same session, principal and routing, and the answer is the same
-// JSON-RPC response on an SSE stream, with keep-alive comments while the
-// call runs. notifications/cancelled for a fast call cancels it.
+// JSON-RPC response: as an application/json body (the call sends nothing
+// else), or, for a call still running at the first keep-alive interval, as
+// an SSE stream with keep-alive comments and then the response.
+// notifications/cancelled for a fast call cancels it.
 //
 // What is left to the SDK's path, where the request goes untouched: batches,
 // requests with a progress token (progress goes out on the request's own
@@ -35,6 +37,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -101,7 +104,9 @@ func (fc *fastCall) yield() bool {
 	return true
 }
 
-// finish writes the response as the stream's one event.
+// finish writes the response: as a JSON body if nothing is written yet
+// (the call sends the client nothing else), else as the stream's event.
+// Either way it goes out when the handler returns, in one write.
 func (fc *fastCall) finish(msg []byte) {
 	fc.mu.Lock()
 	defer fc.mu.Unlock()
@@ -109,15 +114,20 @@ func (fc *fastCall) finish(msg []byte) {
 	if fc.timer != nil {
 		fc.timer.Stop()
 	}
-	fc.commitLocked()
+	if !fc.committed {
+		h := fc.w.Header()
+		h.Set("Content-Type", "application/json")
+		h.Set("Content-Length", strconv.Itoa(len(msg)))
+		fc.w.WriteHeader(http.StatusOK)
+		fc.w.Write(msg)
+		return
+	}
 	var b bytes.Buffer
 	b.Grow(len(msg) + 24)
 	b.WriteString("event: message\ndata: ")
 	b.Write(msg)
 	b.WriteString("\n\n")
-	if _, err := fc.w.Write(b.Bytes()); err == nil {
-		http.NewResponseController(fc.w).Flush()
-	}
+	fc.w.Write(b.Bytes())
 }
 
 // stop ends the keep-alives without writing (the call was given back).

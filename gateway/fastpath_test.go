@@ -32,6 +32,53 @@ func postCall(t *testing.T, url, sid, version, body string) *http.Response {
 	return resp
 }
 
+// answerOf reads the one JSON-RPC message of a POST's answer, whether a
+// JSON body or an event stream.
+func answerOf(t *testing.T, resp *http.Response) string {
+	t.Helper()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if resp.Header.Get("Content-Type") == "application/json" {
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if d, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+			return d
+		}
+	}
+	t.Fatal("no answer on the stream")
+	return ""
+}
+
+// A quick tools/call on a 2025-era session is answered with a JSON body.
+func TestFastCallAnswersJSON(t *testing.T) {
+	tg := startGateway(t, []UpstreamConfig{demoUpstream("demo")})
+	cs := connect(t, tg.mcpURL(), "streamable", "2025-11-25")
+	cs.waitTools(t, "demo up", hasAll("demo__multiply"))
+	resp := postCall(t, tg.mcpURL(), cs.ID(), "2025-11-25", `{"jsonrpc":"2.0","id":"x<1>","method":"tools/call","params":{"name":"demo__multiply","arguments":{"a":6,"b":7}}}`)
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type %q, want application/json", ct)
+	}
+	var msg struct {
+		Version string          `json:"jsonrpc"`
+		ID      json.RawMessage `json:"id"`
+		Result  struct {
+			Content []struct{ Type, Text string } `json:"content"`
+		} `json:"result"`
+	}
+	d := answerOf(t, resp)
+	if err := json.Unmarshal([]byte(d), &msg); err != nil || msg.Version != "2.0" || string(msg.ID) != `"x<1>"` ||
+		len(msg.Result.Content) != 1 || msg.Result.Content[0] != (struct{ Type, Text string }{"text", "42"}) {
+		t.Errorf("answer %s: %v", d, err)
+	}
+}
+
 // A tools/call on a 2025-era session that takes longer than the keep-alive
 // interval gets an event stream at once, keep-alive comments while it runs,
 // and then its response, with the request's id as the client wrote it.
@@ -105,17 +152,10 @@ func TestFastCallErrors(t *testing.T) {
 		{"params not an object", `{"jsonrpc":"2.0","id":9,"method":"tools/call","params":[1]}`, `"id":9`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			resp := postCall(t, tg.mcpURL(), cs.ID(), "2025-11-25", c.body)
-			sc := bufio.NewScanner(resp.Body)
-			for sc.Scan() {
-				if d, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
-					if !strings.Contains(d, c.want) || !strings.Contains(d, `"error"`) && !strings.Contains(d, `"isError":true`) {
-						t.Errorf("answer %s, want an error with %s", d, c.want)
-					}
-					return
-				}
+			d := answerOf(t, postCall(t, tg.mcpURL(), cs.ID(), "2025-11-25", c.body))
+			if !strings.Contains(d, c.want) || !strings.Contains(d, `"error"`) && !strings.Contains(d, `"isError":true`) {
+				t.Errorf("answer %s, want an error with %s", d, c.want)
 			}
-			t.Errorf("no answer (status %d)", resp.StatusCode)
 		})
 	}
 	// The session goes on.
