@@ -49,7 +49,7 @@ func TestMain(m *testing.M) {
 // waitTimeout bounds every wait for an event in these tests.
 const waitTimeout = 30 * time.Second
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	if testing.Verbose() {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
@@ -105,7 +105,7 @@ func (tg *testGateway) mcpURL() string { return tg.srv.URL + PathMCP }
 func (tg *testGateway) sseURL() string { return tg.srv.URL + PathSSE }
 
 // startGateway builds, starts and serves a gateway over ups; cleanup closes it.
-func startGateway(t *testing.T, ups []UpstreamConfig, mutate ...func(*Config, *Options)) *testGateway {
+func startGateway(t testing.TB, ups []UpstreamConfig, mutate ...func(*Config, *Options)) *testGateway {
 	t.Helper()
 	cfg := &Config{Listen: "127.0.0.1:0", Upstreams: ups, Dir: t.TempDir()}
 	cfg.ApplyDefaults()
@@ -147,7 +147,7 @@ type testClient struct {
 // connect opens a client session through the gateway. transport is
 // "streamable" or "sse"; version is the protocol revision the client asks
 // for ("" = the SDK's newest, 2026-07-28, which is served statelessly).
-func connect(t *testing.T, url, transport, version string) *testClient {
+func connect(t testing.TB, url, transport, version string) *testClient {
 	t.Helper()
 	tc := &testClient{toolsChanged: make(chan struct{}, 100)}
 	c := mcp.NewClient(&mcp.Implementation{Name: "test-client", Version: "1"}, &mcp.ClientOptions{
@@ -181,7 +181,7 @@ func connect(t *testing.T, url, transport, version string) *testClient {
 }
 
 // toolNames lists every tool, following pages.
-func toolNames(t *testing.T, cs *mcp.ClientSession) []string {
+func toolNames(t testing.TB, cs *mcp.ClientSession) []string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
@@ -198,7 +198,7 @@ func toolNames(t *testing.T, cs *mcp.ClientSession) []string {
 
 // waitTools waits until the tool list satisfies ok, re-listing whenever the
 // gateway says the list changed. It returns the last list.
-func (tc *testClient) waitTools(t *testing.T, what string, ok func([]string) bool) []string {
+func (tc *testClient) waitTools(t testing.TB, what string, ok func([]string) bool) []string {
 	t.Helper()
 	deadline := time.NewTimer(waitTimeout)
 	defer deadline.Stop()
