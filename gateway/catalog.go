@@ -19,6 +19,7 @@ package gateway
 // is then offered with its upstream's name as URI prefix.
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -42,6 +43,9 @@ type route struct {
 type toolEntry struct {
 	route
 	tool *mcp.Tool // public form
+	// headerParams: its input schema binds arguments to HTTP headers
+	// (x-mcp-header, 2026-07-28), which the SDK's path checks.
+	headerParams bool
 }
 
 type promptEntry struct {
@@ -148,7 +152,8 @@ func (c *catalog) rebuild() {
 					slog.String("upstream", m.name), slog.String("tool", t.Name), slog.Any("err", err))
 				continue
 			}
-			tools[pub] = toolEntry{route{m, t.Name}, pt}
+			schema, _ := pt.InputSchema.(json.RawMessage)
+			tools[pub] = toolEntry{route{m, t.Name}, pt, bytes.Contains(schema, []byte("x-mcp-header"))}
 		}
 		for _, p := range cat.Prompts {
 			if !m.cfg.Prompts.Allows(p.Name) {

@@ -67,15 +67,19 @@ type Config struct {
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	// ShutdownGrace is how long, on SIGTERM, calls in flight may take to
 	// finish before the gateway ends them and exits. If zero, 20s.
-	ShutdownGrace Duration           `yaml:"shutdown_grace"`
-	Log           LogConfig          `yaml:"log"`
-	Namespace     NamespaceConfig    `yaml:"namespace"`
-	Upstreams     []UpstreamConfig   `yaml:"upstreams"`
-	SessionStore  SessionStoreConfig `yaml:"session_store"`
-	Auth          AuthConfig         `yaml:"auth"`
-	RequestState  RequestStateConfig `yaml:"request_state"`
-	Replica       ReplicaConfig      `yaml:"replica"`
-	Metrics       MetricsConfig      `yaml:"metrics"`
+	ShutdownGrace Duration `yaml:"shutdown_grace"`
+	// FastPath, if not false, serves tools/call to shared upstreams
+	// without the SDK's server transport (gateway/fastpath.go). Default
+	// true; false trades speed for resumable answers to such calls.
+	FastPath     *bool              `yaml:"fast_path"`
+	Log          LogConfig          `yaml:"log"`
+	Namespace    NamespaceConfig    `yaml:"namespace"`
+	Upstreams    []UpstreamConfig   `yaml:"upstreams"`
+	SessionStore SessionStoreConfig `yaml:"session_store"`
+	Auth         AuthConfig         `yaml:"auth"`
+	RequestState RequestStateConfig `yaml:"request_state"`
+	Replica      ReplicaConfig      `yaml:"replica"`
+	Metrics      MetricsConfig      `yaml:"metrics"`
 
 	// Dir is the directory of the config file; relative cwd values resolve
 	// against it. Not from YAML.

@@ -307,7 +307,7 @@ session_store: *n
 		{"duration as list", oneStdio + "    timeout: [1s]\n", nil,
 			[]string{`line 6: a duration must be a string like 30s or 1m30s`}},
 		{"unknown key and type error together", "listen: [1]\nlisten_addr: x" + oneStdio, nil, []string{
-			`line 2: unknown key "listen_addr" in config (valid keys: allowed_origins, auth, listen, log, max_body_bytes, metrics, namespace, public_url, replica, request_state, session_store, shutdown_grace, upstreams)`,
+			`line 2: unknown key "listen_addr" in config (valid keys: allowed_origins, auth, fast_path, listen, log, max_body_bytes, metrics, namespace, public_url, replica, request_state, session_store, shutdown_grace, upstreams)`,
 			"line 1: cannot unmarshal !!seq into string",
 		}},
 		{"origin that is not a URL", `allowed_origins: ["http://a b"]` + oneStdio, nil,

@@ -1,35 +1,41 @@
 package gateway
 
-// The fast path: a tools/call on a 2025-era Streamable HTTP session, to a
-// shared upstream, is served here rather than through the SDK's server
-// transport and session.
+// The fast path: a tools/call to a shared upstream, on a 2025-era
+// Streamable HTTP session or as a 2026-07-28 stateless request, is served
+// here rather than through the SDK's server transport and session.
 //
 // Why: the SDK decodes each incoming message six times on its way to a
 // handler (the batch probe, the envelope, the method, the _meta twice, the
-// params), each decode with a fresh 32 KiB buffer. That is half of what a
-// proxied call allocates, and the collector's work for it is a large part
-// of the gateway's CPU per call. Here the front door's one light decode is
-// reused and the params are decoded once with encoding/json.
+// params; more for 2026-07-28 requests, whose headers it checks against
+// the body), each decode with a fresh 32 KiB buffer. That is half or more
+// of what a proxied call allocates, and the collector's work for it is a
+// large part of the gateway's CPU per call. Here the front door's one
+// light decode is reused and the params are decoded once with
+// encoding/json.
 //
 // What stays the same: the call runs through the same middleware (in-flight
 // count, metrics, policy) and the same tool handler as on the SDK's path,
-// with the same session, principal and routing, and the answer is the same
-// JSON-RPC response: as an application/json body (the call sends nothing
-// else), or, for a call still running at the first keep-alive interval, as
-// an SSE stream with keep-alive comments and then the response.
-// notifications/cancelled for a fast call cancels it.
+// with the same session (none for 2026-07-28), principal and routing, and
+// the answer is the same JSON-RPC response: as an application/json body
+// (the call sends nothing else), or, for a call still running at the first
+// keep-alive interval, as an SSE stream with keep-alive comments and then
+// the response. notifications/cancelled for a fast call on a session
+// cancels it; a 2026-07-28 client cancels by closing the connection.
 //
-// What is left to the SDK's path, where the request goes untouched: batches,
-// requests with a progress token (progress goes out on the request's own
-// stream), MRTR retries and 2026-07-28 _meta, per-session upstreams (their
-// server-to-client requests go out on the request's stream), tools that are
-// unknown or whose upstream is down (the SDK words those errors), and
-// sessions whose version header does not match. A call whose 2026-07-28
-// upstream asks for input (which a 2025-era client answers on the request's
-// stream) is given back to the SDK's path before anything is written, and
-// the upstream sees it again as a new first round; past the first
-// keep-alive, with the stream's headers sent, the input is asked on the
-// session's standalone stream instead.
+// What is left to the SDK's path, where the request goes untouched:
+// batches, requests with a progress token (progress goes out on the
+// request's own stream), MRTR retries, per-session upstreams (their
+// server-to-client requests go out on the request's stream), tools that
+// are unknown or whose upstream is down (the SDK words those errors),
+// 2025-era sessions whose version header does not match or whose requests
+// carry 2026-07-28 _meta, and 2026-07-28 requests whose headers or _meta
+// are anything but well-formed (the SDK words those errors too) or whose
+// tool binds arguments to headers. A call on a 2025-era session whose
+// 2026-07-28 upstream asks for input (which such a client answers on the
+// request's stream) is given back to the SDK's path before anything is
+// written, and the upstream sees it again as a new first round; past the
+// first keep-alive, with the stream's headers sent, the input is asked on
+// the session's standalone stream instead.
 
 import (
 	"bytes"
@@ -104,10 +110,22 @@ func (fc *fastCall) yield() bool {
 	return true
 }
 
-// finish writes the response: as a JSON body if nothing is written yet
-// (the call sends the client nothing else), else as the stream's event.
-// Either way it goes out when the handler returns, in one write.
-func (fc *fastCall) finish(msg []byte) {
+// newFastCall starts the keep-alive timer of a fast call's response.
+func newFastCall(w http.ResponseWriter, interval time.Duration) *fastCall {
+	fc := &fastCall{w: w, interval: interval}
+	if interval > 0 {
+		fc.mu.Lock()
+		fc.timer = time.AfterFunc(interval, fc.tick)
+		fc.mu.Unlock()
+	}
+	return fc
+}
+
+// finish writes the response: as a JSON body with status if nothing is
+// written yet (the call sends the client nothing else), else as the
+// stream's event. Either way it goes out when the handler returns, in one
+// write.
+func (fc *fastCall) finish(msg []byte, status int) {
 	fc.mu.Lock()
 	defer fc.mu.Unlock()
 	fc.done = true
@@ -118,7 +136,7 @@ func (fc *fastCall) finish(msg []byte) {
 		h := fc.w.Header()
 		h.Set("Content-Type", "application/json")
 		h.Set("Content-Length", strconv.Itoa(len(msg)))
-		fc.w.WriteHeader(http.StatusOK)
+		fc.w.WriteHeader(status)
 		fc.w.Write(msg)
 		return
 	}
@@ -162,7 +180,7 @@ type fastParams struct {
 // it reports false, having written nothing, if the SDK's path must serve
 // it.
 func (g *Gateway) fastToolCall(w http.ResponseWriter, r *http.Request, ls *liveSession, msg wireMessage) bool {
-	if !msg.request || msg.method != "tools/call" || len(msg.id) == 0 || ls.streamable == nil {
+	if !g.cfg.fastPath() || !msg.request || msg.method != "tools/call" || len(msg.id) == 0 || ls.streamable == nil {
 		return false
 	}
 	ls.mu.Lock()
@@ -175,33 +193,118 @@ func (g *Gateway) fastToolCall(w http.ResponseWriter, r *http.Request, ls *liveS
 	if ip == nil || ip.ProtocolVersion >= version20260728 || !versionHeaderMatches(r.Header.Get(headerProtocolVersion), ip.ProtocolVersion) {
 		return false
 	}
-	var p fastParams
-	if json.Unmarshal(msg.params, &p) != nil || p.InputResponses != nil || p.RequestState != nil {
+	p, e, ok := g.fastRoute(msg)
+	if !ok {
 		return false
 	}
 	for k := range p.Meta {
-		if k == "progressToken" || strings.HasPrefix(k, "io.modelcontextprotocol/") {
+		if strings.HasPrefix(k, "io.modelcontextprotocol/") {
 			return false
 		}
 	}
-	e, ok := g.catalog.tool(p.Name)
-	if !ok || e.m.cfg.Sharing == SharingPerSession {
-		return false
-	}
-
-	fc := &fastCall{w: w, interval: g.opts.KeepAlive}
-	if fc.interval > 0 {
-		fc.mu.Lock()
-		fc.timer = time.AfterFunc(fc.interval, fc.tick)
-		fc.mu.Unlock()
-	}
+	fc := newFastCall(w, g.opts.KeepAlive)
 	// As on the SDK's path for 2025-era sessions, the client going away
 	// does not cancel the call; notifications/cancelled does.
 	ctx, cancel := context.WithCancel(context.WithValue(context.WithoutCancel(r.Context()), fastCallKey{}, fc))
 	defer cancel()
 	forget := ls.trackFast(msg.id, cancel)
 	defer forget()
+	ls.begin()
+	res, err := g.runFast(ctx, r, ss, p, e)
+	ls.end()
+	if errors.Is(err, errNeedsStream) {
+		fc.stop()
+		return false
+	}
+	fc.finish(encodeResponse(msg.id, res, err), http.StatusOK)
+	return true
+}
 
+// fastStatelessCall serves msg, a 2026-07-28 request without a session, if
+// it qualifies for the fast path: a well-formed request whose Mcp-Method
+// and Mcp-Name headers match it and whose _meta carries the version of its
+// MCP-Protocol-Version header, the client's capabilities and, if any, a
+// well-formed client info; else the SDK's stateless handler serves it (and
+// words whatever is wrong). The result is stamped as the SDK stamps it for
+// this revision (resultType, the gateway's serverInfo), a protocol-level
+// error gets its HTTP status, and the client closing the connection
+// cancels the call.
+func (g *Gateway) fastStatelessCall(w http.ResponseWriter, r *http.Request, msg wireMessage, version string) bool {
+	if !g.cfg.fastPath() || !msg.request || msg.method != "tools/call" || len(msg.id) == 0 || version != version20260728 ||
+		r.Header.Get("Mcp-Method") != msg.method {
+		return false
+	}
+	p, e, ok := g.fastRoute(msg)
+	if !ok || r.Header.Get("Mcp-Name") != p.Name || e.headerParams {
+		return false
+	}
+	if v, _ := p.Meta[mcp.MetaKeyProtocolVersion].(string); v != version {
+		return false
+	}
+	if !isObjectOfObjects(p.Meta[mcp.MetaKeyClientCapabilities]) {
+		return false
+	}
+	if info, present := p.Meta[mcp.MetaKeyClientInfo]; present && !isImplementation(info) {
+		return false
+	}
+	fc := newFastCall(w, g.opts.KeepAlive)
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	res, err := g.runFast(ctx, r, nil, p, e)
+	status := http.StatusOK
+	var werr *jsonrpc.Error
+	switch {
+	case errors.As(err, &werr):
+		switch werr.Code {
+		case jsonrpc.CodeMethodNotFound:
+			status = http.StatusNotFound
+		case jsonrpc.CodeInvalidParams, mcp.CodeUnsupportedProtocolVersion, mcp.CodeMissingRequiredClientCapabilities:
+			status = http.StatusBadRequest
+		}
+	case err == nil:
+		if tr, ok := res.(*mcp.CallToolResult); ok && tr != nil {
+			if tr.Meta == nil {
+				tr.Meta = mcp.Meta{}
+			}
+			if _, ok := tr.Meta[mcp.MetaKeyServerInfo]; !ok {
+				tr.Meta[mcp.MetaKeyServerInfo] = g.impl
+			}
+		}
+	}
+	body := encodeResponse(msg.id, res, err)
+	if err == nil {
+		resultType := "complete"
+		if tr, ok := res.(*mcp.CallToolResult); ok && tr != nil && tr.InputRequests != nil {
+			resultType = "input_required"
+		}
+		body = withResultType(body, resultType)
+	}
+	fc.finish(body, status)
+	return true
+}
+
+// fastRoute decodes msg's params and finds the tool, for either revision:
+// it reports false for what the fast path leaves to the SDK (see the top
+// of this file).
+func (g *Gateway) fastRoute(msg wireMessage) (fastParams, toolEntry, bool) {
+	var p fastParams
+	if json.Unmarshal(msg.params, &p) != nil || p.InputResponses != nil || p.RequestState != nil || p.Name == "" {
+		return p, toolEntry{}, false
+	}
+	if _, ok := p.Meta["progressToken"]; ok {
+		return p, toolEntry{}, false
+	}
+	e, ok := g.catalog.tool(p.Name)
+	if !ok || e.m.cfg.Sharing == SharingPerSession {
+		return p, toolEntry{}, false
+	}
+	return p, e, true
+}
+
+// runFast runs the call through the middleware the SDK's path runs it
+// through (in-flight count, metrics, policy) and the tool's handler. ss is
+// nil for a 2026-07-28 request.
+func (g *Gateway) runFast(ctx context.Context, r *http.Request, ss *mcp.ServerSession, p fastParams, e toolEntry) (mcp.Result, error) {
 	req := &mcp.CallToolRequest{
 		Session: ss,
 		Params:  &mcp.CallToolParamsRaw{Meta: p.Meta, Name: p.Name, Arguments: p.Arguments},
@@ -213,16 +316,57 @@ func (g *Gateway) fastToolCall(w http.ResponseWriter, r *http.Request, ls *liveS
 		}
 		return g.toolHandler(e.route)(ctx, req.(*mcp.CallToolRequest))
 	}))
-	ls.begin()
-	res, err := handle(ctx, "tools/call", req)
-	ls.end()
-	if errors.Is(err, errNeedsStream) {
-		fc.stop()
+	return handle(ctx, "tools/call", req)
+}
+
+// isObjectOfObjects reports whether v, a decoded JSON value, is an object
+// whose members are all objects (the form of client capabilities).
+func isObjectOfObjects(v any) bool {
+	m, ok := v.(map[string]any)
+	if !ok {
 		return false
 	}
-	fc.finish(encodeResponse(msg.id, res, err))
+	for _, c := range m {
+		if _, ok := c.(map[string]any); !ok {
+			return false
+		}
+	}
 	return true
 }
+
+// isImplementation reports whether v, a decoded JSON value, is a client
+// info object with a string name and version.
+func isImplementation(v any) bool {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return false
+	}
+	name, ok1 := m["name"].(string)
+	_, ok2 := m["version"].(string)
+	return ok1 && ok2 && name != ""
+}
+
+// withResultType adds resultType to the result of an encoded response
+// (the SDK's result types keep that field unexported).
+func withResultType(resp []byte, resultType string) []byte {
+	const key = `"result":{`
+	i := bytes.Index(resp, []byte(key))
+	if i < 0 {
+		return resp
+	}
+	i += len(key)
+	field := `"resultType":"` + resultType + `"`
+	if resp[i] != '}' {
+		field += ","
+	}
+	out := make([]byte, 0, len(resp)+len(field))
+	out = append(out, resp[:i]...)
+	out = append(out, field...)
+	return append(out, resp[i:]...)
+}
+
+// fastPath reports whether the config enables the fast path.
+func (c *Config) fastPath() bool { return c.FastPath == nil || *c.FastPath }
 
 // versionHeaderMatches reports whether a request's MCP-Protocol-Version
 // header agrees with the session's version (before 2025-06-18 clients
@@ -247,8 +391,8 @@ func encodeResponse(id json.RawMessage, res mcp.Result, err error) []byte {
 		}
 		resp.Error = werr
 	} else {
-		if tr, ok := res.(*mcp.CallToolResult); ok && tr != nil && tr.Content == nil {
-			tr.Content = []mcp.Content{} // as the SDK sends it: never null
+		if tr, ok := res.(*mcp.CallToolResult); ok && tr != nil && tr.Content == nil && tr.InputRequests == nil {
+			tr.Content = []mcp.Content{} // as the SDK sends a complete result: never null
 		}
 		resp.Result = res
 	}

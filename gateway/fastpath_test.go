@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"reflect"
 	"runtime"
 	"strconv"
 	"strings"
@@ -194,5 +195,145 @@ func TestFastCallAllocations(t *testing.T) {
 	t.Logf("%d bytes, %d allocations per call (test client included)", perCall, (after.Mallocs-before.Mallocs)/n)
 	if perCall > 250<<10 {
 		t.Errorf("a proxied call allocates %d KB, want at most 250 KB", perCall>>10)
+	}
+}
+
+// post2026 sends one raw 2026-07-28 request (no session) with the headers
+// the revision asks for.
+func post2026(t *testing.T, url, method, name, body string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(callCtx(t), http.MethodPost, url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set(headerProtocolVersion, version20260728)
+	req.Header.Set("Mcp-Method", method)
+	req.Header.Set("Mcp-Name", name)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+const meta2026 = `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"elicitation":{}},"io.modelcontextprotocol/clientInfo":{"name":"raw","version":"1"}}`
+
+// A 2026-07-28 tools/call is answered as the SDK answers it: resultType,
+// the gateway's serverInfo, the request's id; input_required results carry
+// their requests and state; protocol-level errors their HTTP status; and
+// malformed requests get the SDK's own errors.
+func TestFastStatelessCall(t *testing.T) {
+	tg := startGateway(t, []UpstreamConfig{demoUpstream("demo")})
+	connect(t, tg.mcpURL(), "streamable", "2025-11-25").waitTools(t, "demo up", hasAll("demo__multiply", "demo__greet"))
+	type answer struct {
+		ID     json.RawMessage `json:"id"`
+		Result struct {
+			ResultType    string                     `json:"resultType"`
+			Content       []struct{ Text string }    `json:"content"`
+			Meta          map[string]json.RawMessage `json:"_meta"`
+			InputRequests map[string]json.RawMessage `json:"inputRequests"`
+			RequestState  string                     `json:"requestState"`
+		} `json:"result"`
+		Error *struct {
+			Code    int    `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	decode := func(resp *http.Response) answer {
+		t.Helper()
+		var a answer
+		d := answerOf(t, resp)
+		if err := json.Unmarshal([]byte(d), &a); err != nil {
+			t.Fatalf("answer %s: %v", d, err)
+		}
+		return a
+	}
+
+	a := decode(post2026(t, tg.mcpURL(), "tools/call", "demo__multiply", `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"demo__multiply","arguments":{"a":6,"b":7},`+meta2026+`}}`))
+	if string(a.ID) != "3" || a.Result.ResultType != "complete" || len(a.Result.Content) != 1 || a.Result.Content[0].Text != "42" ||
+		!strings.Contains(string(a.Result.Meta[mcp.MetaKeyServerInfo]), `"mcp-gateway"`) {
+		t.Errorf("multiply: %+v", a)
+	}
+
+	a = decode(post2026(t, tg.mcpURL(), "tools/call", "demo__greet", `{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"demo__greet",`+meta2026+`}}`))
+	if a.Result.ResultType != "input_required" || len(a.Result.InputRequests) != 1 || a.Result.RequestState == "" || a.Result.Content != nil {
+		t.Errorf("greet: %+v", a)
+	}
+
+	// The Mcp-Name header does not match the body: the SDK's 400.
+	resp := post2026(t, tg.mcpURL(), "tools/call", "demo__other", `{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"demo__multiply","arguments":{"a":1,"b":2},`+meta2026+`}}`)
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("mismatched Mcp-Name: status %d, want 400", resp.StatusCode)
+	}
+	// No client capabilities in _meta: the SDK's -32602.
+	resp = post2026(t, tg.mcpURL(), "tools/call", "demo__multiply", `{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"demo__multiply","arguments":{"a":1,"b":2},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}`)
+	if b, _ := io.ReadAll(resp.Body); resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "clientCapabilities") {
+		t.Errorf("no capabilities: %d %s", resp.StatusCode, b)
+	}
+}
+
+// normalized decodes a JSON-RPC answer for comparison, without the parts
+// that differ between any two answers (sealed request states).
+func normalized(t *testing.T, d string) any {
+	t.Helper()
+	var v map[string]any
+	if err := json.Unmarshal([]byte(d), &v); err != nil {
+		t.Fatalf("answer %s: %v", d, err)
+	}
+	if res, ok := v["result"].(map[string]any); ok {
+		if _, ok := res["requestState"]; ok {
+			res["requestState"] = "sealed"
+		}
+	}
+	return v
+}
+
+// The fast path answers exactly what the SDK's path answers, for 2025-era
+// sessions and 2026-07-28 requests: results, tool errors, protocol errors,
+// calls given back for input, input_required results, and the HTTP status.
+func TestFastPathAnswersAsTheSDKPath(t *testing.T) {
+	var gws [2]*testGateway
+	for i, fast := range []bool{true, false} {
+		gws[i] = startGateway(t, []UpstreamConfig{demoUpstream("demo")}, func(c *Config, _ *Options) { c.FastPath = &fast })
+		connect(t, gws[i].mcpURL(), "streamable", "2025-11-25").waitTools(t, "demo up", hasAll("demo__multiply", "demo__greet"))
+	}
+	calls := []struct{ name, params string }{
+		{"demo__multiply", `{"name":"demo__multiply","arguments":{"a":6,"b":7}}`},
+		{"demo__multiply", `{"name":"demo__multiply","arguments":{"a":"six"}}`},
+		{"demo__get_alerts", `{"name":"demo__get_alerts","arguments":{"state":"CA"}}`},
+		{"demo__search_memory", `{"name":"demo__search_memory","arguments":{"query":"<nothing & none>"}}`},
+		{"demo__greet", `{"name":"demo__greet"}`},
+		{"demo__nope", `{"name":"demo__nope"}`},
+	}
+	for _, c := range calls {
+		t.Run("2025-11-25 "+c.params, func(t *testing.T) {
+			var got [2]any
+			for i, tg := range gws {
+				cs := connect(t, tg.mcpURL(), "streamable", "2025-11-25")
+				resp := postCall(t, tg.mcpURL(), cs.ID(), "2025-11-25", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":`+c.params+`}`)
+				got[i] = normalized(t, answerOf(t, resp))
+			}
+			if !reflect.DeepEqual(got[0], got[1]) {
+				t.Errorf("fast path answered\n%v\nthe SDK's path\n%v", got[0], got[1])
+			}
+		})
+		t.Run("2026-07-28 "+c.params, func(t *testing.T) {
+			var got [2]any
+			var status [2]int
+			for i, tg := range gws {
+				params := strings.TrimSuffix(c.params, "}") + "," + meta2026 + "}"
+				resp := post2026(t, tg.mcpURL(), "tools/call", c.name, `{"jsonrpc":"2.0","id":"r1","method":"tools/call","params":`+params+`}`)
+				status[i] = resp.StatusCode
+				if resp.StatusCode == http.StatusOK {
+					got[i] = normalized(t, answerOf(t, resp))
+				} else {
+					b, _ := io.ReadAll(resp.Body)
+					got[i] = normalized(t, string(b))
+				}
+			}
+			if status[0] != status[1] || !reflect.DeepEqual(got[0], got[1]) {
+				t.Errorf("fast path answered %d\n%v\nthe SDK's path %d\n%v", status[0], got[0], status[1], got[1])
+			}
+		})
 	}
 }

@@ -31,7 +31,7 @@ func benchCatalog() (*catalog, []string) {
 		for j := range 100 {
 			name := fmt.Sprintf("tool_%03d", j)
 			pub := publicName(m.prefix, c.sep, name, c.max)
-			c.tools[pub] = toolEntry{route{m, name}, &mcp.Tool{Name: pub}}
+			c.tools[pub] = toolEntry{route: route{m, name}, tool: &mcp.Tool{Name: pub}}
 			names = append(names, pub)
 		}
 		for j := range 10 {

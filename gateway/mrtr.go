@@ -238,12 +238,19 @@ func clientCapabilitiesMeta(ss *mcp.ServerSession) map[string]any {
 // client's own keys (upstreamMeta) and, to a 2026-07-28 upstream, the
 // client's capabilities, so that it asks only for input the client can give.
 func callMeta(m mcp.Meta, ss *mcp.ServerSession, cs *mcp.ClientSession) mcp.Meta {
+	caps, hasCaps := m[mcp.MetaKeyClientCapabilities]
 	m = upstreamMeta(m)
 	if r := cs.InitializeResult(); r != nil && r.ProtocolVersion >= version20260728 {
 		if m == nil {
 			m = mcp.Meta{}
 		}
-		m[mcp.MetaKeyClientCapabilities] = clientCapabilitiesMeta(ss)
+		if ss == nil && hasCaps {
+			// A 2026-07-28 request served without a session (the fast
+			// path) carries the client's capabilities itself.
+			m[mcp.MetaKeyClientCapabilities] = caps
+		} else {
+			m[mcp.MetaKeyClientCapabilities] = clientCapabilitiesMeta(ss)
+		}
 	}
 	return m
 }

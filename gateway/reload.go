@@ -101,6 +101,7 @@ func (g *Gateway) Reload(cfg *Config) (ReloadResult, error) {
 		"log":             cfg.Log != g.cfg.Log,
 		"metrics":         cfg.Metrics != g.cfg.Metrics,
 		"shutdown_grace":  cfg.ShutdownGrace != g.cfg.ShutdownGrace,
+		"fast_path":       cfg.fastPath() != g.cfg.fastPath(),
 	} {
 		if differs {
 			res.NeedRestart = append(res.NeedRestart, key)

@@ -93,6 +93,9 @@ func (g *Gateway) postMCP(w http.ResponseWriter, r *http.Request) {
 
 	sid := r.Header.Get(headerSessionID)
 	if sid == "" && isStateless(version, msgs) {
+		if !isBatch && g.fastStatelessCall(w, r, msgs[0], version) {
+			return
+		}
 		// The SDK's stateless handler answers version problems itself, in
 		// the 2026-07-28 form (-32022 with the supported versions).
 		sw, stop := withKeepAlive(w, g.opts.KeepAlive)

@@ -83,6 +83,7 @@ type settings struct {
 	duration   time.Duration // per side of each measurement
 	scenarios  []int
 	jsonPath   string
+	mdPath     string
 	cpuProfile string
 	profileDir string
 	memProfile string
@@ -104,6 +105,7 @@ func parseFlags(args []string, stderr io.Writer) (settings, error) {
 	fs.DurationVar(&s.duration, "duration", 0, "how long each side of each measurement runs, split into interleaved rounds (default 5s; 300ms with --quick)")
 	list := fs.String("scenarios", "", "comma-separated `scenarios` to run, e.g. 1,2,3 (default all: 1-7)")
 	fs.StringVar(&s.jsonPath, "json", "", "also write the results as JSON to `file`")
+	fs.StringVar(&s.mdPath, "markdown", "", "also write the results as Markdown tables (as in BENCHMARKS.md) to `file`")
 	fs.StringVar(&s.cpuProfile, "cpuprofile", "", "write a CPU profile of scenario 1 at 32 clients to `file`; gateway samples carry the label role=gateway")
 	fs.StringVar(&s.profileDir, "profiledir", "", "write a CPU profile of each whole scenario to `dir`/scenarioN.pprof (not with --cpuprofile)")
 	fs.StringVar(&s.memProfile, "memprofile", "", "write the process's allocation profile (every allocation site since start; use one scenario) to `file` at the end")
@@ -227,6 +229,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	report.printTable(stdout)
 	if s.jsonPath != "" {
 		if err := report.writeJSON(s.jsonPath); err != nil {
+			fmt.Fprintf(stderr, "gateway-bench: %v\n", err)
+			code = 1
+		}
+	}
+	if s.mdPath != "" {
+		if err := report.writeMarkdown(s.mdPath); err != nil {
 			fmt.Fprintf(stderr, "gateway-bench: %v\n", err)
 			code = 1
 		}

@@ -30,8 +30,9 @@ func TestQuickRun(t *testing.T) {
 		t.Skip("builds the demo server and runs the gateway under load")
 	}
 	jsonPath := filepath.Join(t.TempDir(), "bench.json")
+	mdPath := filepath.Join(t.TempDir(), "bench.md")
 	var stdout, stderr bytes.Buffer
-	args := []string{"--quick", "--duration", "100ms", "--scenarios", "1,6", "--json", jsonPath}
+	args := []string{"--quick", "--duration", "100ms", "--scenarios", "1,6", "--json", jsonPath, "--markdown", mdPath}
 	if code := run(context.Background(), args, &stdout, &stderr); code != 0 {
 		t.Fatalf("run(%q) = %d, want 0\nstdout:\n%s\nstderr:\n%s", args, code, stdout.String(), stderr.String())
 	}
@@ -48,6 +49,20 @@ func TestQuickRun(t *testing.T) {
 	} {
 		if !strings.Contains(table, want) {
 			t.Errorf("the table lacks %q:\n%s", want, table)
+		}
+	}
+
+	md, err := os.ReadFile(mdPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"### 1. tools/call, small payload, Streamable HTTP upstream",
+		"| metric | baseline | subject | ratio | added | target | verdict | note |",
+		"| 1 client latency p50 | ", "**skipped**: ",
+	} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("the Markdown report lacks %q:\n%s", want, md)
 		}
 	}
 

@@ -210,6 +210,52 @@ func (r *Report) printTable(w io.Writer) {
 	}
 }
 
+// writeMarkdown writes the report to path as Markdown: the machine and
+// settings, then each scenario's table, as BENCHMARKS.md publishes them.
+func (r *Report) writeMarkdown(path string) error {
+	var b strings.Builder
+	m := r.Machine
+	fmt.Fprintf(&b, "Run of %s: %d CPUs (GOMAXPROCS %d), %s %s/%s, kernel %s, %s; load average %s at the start, %s at the end; %.1f s per side per measurement in %.2f s rounds; %.0f s in all.\n",
+		r.Started.UTC().Format("2006-01-02 15:04 MST"), m.NumCPU, m.GOMAXPROCS, m.GoVersion, m.OS, m.Arch, orDash(m.Kernel), orDash(m.GC),
+		orDash(loadAverage(m.LoadStart)), orDash(loadAverage(m.LoadEnd)), r.Settings.SecondsPerSide, r.Settings.RoundSeconds, r.ElapsedSeconds)
+	for _, s := range r.Scenarios {
+		fmt.Fprintf(&b, "\n### %d. %s\n\n", s.ID, s.Name)
+		if s.Status != StatusOK {
+			fmt.Fprintf(&b, "**%s**: %s\n", s.Status, s.Reason)
+		}
+		if s.Baseline != "" {
+			fmt.Fprintf(&b, "Baseline: %s  \nSubject: %s.\n\n", s.Baseline, strings.TrimSuffix(s.Subject, "."))
+		}
+		if len(s.Rows) == 0 {
+			continue
+		}
+		b.WriteString("| metric | baseline | subject | ratio | added | target | verdict | note |\n|---|--:|--:|--:|--:|---|---|---|\n")
+		for _, row := range s.Rows {
+			verdict := orDash(row.Verdict)
+			if row.Verdict != "" {
+				verdict = "**" + row.Verdict + "**"
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", row.Metric,
+				formatValue(row.Unit, row.Baseline, false), formatValue(row.Unit, row.Subject, false),
+				formatRatio(row.Ratio), formatValue(row.Unit, row.Added, true),
+				orDash(row.Target), verdict, strings.ReplaceAll(row.Note, "|", "/"))
+		}
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		return fmt.Errorf("writing the Markdown report: %w", err)
+	}
+	return nil
+}
+
+// loadAverage is the first three fields of /proc/loadavg.
+func loadAverage(loadavg string) string {
+	f := strings.Fields(loadavg)
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}
+
 // writeJSON writes the report to path.
 func (r *Report) writeJSON(path string) error {
 	b, err := json.MarshalIndent(r, "", "  ")
