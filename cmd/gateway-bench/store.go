@@ -15,8 +15,10 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/mcpgw/gateway/gateway"
 	"github.com/mcpgw/gateway/sessionstore"
@@ -69,6 +71,8 @@ func (b *bench) scenarioStore(ctx context.Context, res *ScenarioResult) error {
 		return err
 	}
 	defer client.Close()
+	rt := &roundTrips{}
+	client.AddHook(rt)
 	store := sessionstore.NewRedis(client, nil)
 	defer store.Close()
 
@@ -119,11 +123,58 @@ func (b *bench) scenarioStore(ctx context.Context, res *ScenarioResult) error {
 	if err != nil {
 		return err
 	}
+	perCall, err := roundTripsPerCall(ctx, targets[1], rt, 500)
+	if err != nil {
+		return err
+	}
 	res.Rows = append(res.Rows, latencyRows("1 client", lat[0], lat[1], false)...)
-	res.Rows = append(res.Rows, throughputRow("", judgedLevel, thr[0], thr[1]),
+	res.Rows = append(res.Rows, single("Redis round trips per tools/call", UnitCount, perCall).
+		judge("<= 1", perCall <= 1).withNote("counted by a go-redis hook on the store's client over 500 calls on one session, one HTTP request each"))
+	res.Rows = append(res.Rows, throughputRow("", judgedLevel, thr[0], thr[1]).
+		judge(">= 80% of the memory store", thr[1].perSecond >= 0.8*thr[0].perSecond),
 		compare("32 clients CPU per call, this process", UnitMicros, micros(thr[0].cpuPerCall), micros(thr[1].cpuPerCall)).
 			withNote("client, gateway and the in-process upstream; redis-server's own CPU is not counted"),
 		compare("new session: connect+init+list p50", UnitMicros, micros(cold[0].p50), micros(cold[1].p50)).withNote("%d vs %d clients", cold[0].n, cold[1].n),
 		compare("new session: connect+init+list p99", UnitMicros, micros(cold[0].p99), micros(cold[1].p99)))
 	return nil
+}
+
+// roundTrips counts the round trips a go-redis client makes: each command
+// or pipeline sent.
+type roundTrips struct{ n atomic.Int64 }
+
+func (h *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.n.Add(1)
+		return next(ctx, cmd)
+	}
+}
+
+func (h *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.n.Add(1)
+		return next(ctx, cmds)
+	}
+}
+
+// roundTripsPerCall makes n calls on one warm session of t and returns how
+// many round trips to Redis the gateway's store client made per call.
+func roundTripsPerCall(ctx context.Context, t *target, rt *roundTrips, n int) (float64, error) {
+	ops, release, err := t.open(ctx, 1)
+	if err != nil {
+		return 0, err
+	}
+	defer release()
+	if err := ops[0](ctx); err != nil { // warm: the session's first touch
+		return 0, err
+	}
+	before := rt.n.Load()
+	for range n {
+		if err := ops[0](ctx); err != nil {
+			return 0, err
+		}
+	}
+	return float64(rt.n.Load()-before) / float64(n), nil
 }
