@@ -43,6 +43,7 @@ type route struct {
 type toolEntry struct {
 	route
 	tool *mcp.Tool // public form
+	src  *mcp.Tool // the upstream's, as its catalog holds it: while it is the same, so is tool
 	// headerParams: its input schema binds arguments to HTTP headers
 	// (x-mcp-header, 2026-07-28), which the SDK's path checks.
 	headerParams bool
@@ -146,6 +147,13 @@ func (c *catalog) rebuild() {
 			if !ok {
 				continue
 			}
+			r := route{m, t.Name}
+			if old, ok := c.tools[pub]; ok && old.src == t && old.route == r {
+				// Unchanged since the last rebuild: an upstream's catalog
+				// keeps its tool objects until it is read again.
+				tools[pub] = old
+				continue
+			}
 			pt, err := publicTool(t, pub)
 			if err != nil {
 				c.log.LogAttrs(context.Background(), slog.LevelWarn, "skipping upstream tool",
@@ -153,7 +161,7 @@ func (c *catalog) rebuild() {
 				continue
 			}
 			schema, _ := pt.InputSchema.(json.RawMessage)
-			tools[pub] = toolEntry{route{m, t.Name}, pt, bytes.Contains(schema, []byte("x-mcp-header"))}
+			tools[pub] = toolEntry{route: r, tool: pt, src: t, headerParams: bytes.Contains(schema, []byte("x-mcp-header"))}
 		}
 		for _, p := range cat.Prompts {
 			if !m.cfg.Prompts.Allows(p.Name) {
@@ -217,7 +225,7 @@ func (c *catalog) rebuild() {
 		c.server.RemoveTools(gone...)
 	}
 	for name, e := range tools {
-		if old, ok := c.tools[name]; !ok || old.route != e.route || !reflect.DeepEqual(old.tool, e.tool) {
+		if old, ok := c.tools[name]; !ok || old.route != e.route || old.tool != e.tool && !reflect.DeepEqual(old.tool, e.tool) {
 			c.server.AddTool(e.tool, c.h.tool(e.route))
 		}
 	}
