@@ -42,6 +42,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -51,6 +52,7 @@ import (
 	sdkauth "github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	segjson "github.com/segmentio/encoding/json"
 )
 
 // errNeedsStream says that a fast call needs the request's own stream
@@ -68,8 +70,9 @@ type fastCall struct {
 
 	mu        sync.Mutex
 	timer     *time.Timer
-	committed bool // the SSE headers are written
-	yielded   bool // given back to the SDK's path
+	committed bool      // the SSE headers are written
+	yielded   bool      // given back to the SDK's path
+	pending   *handback // the first round, when given back
 	done      bool
 }
 
@@ -160,13 +163,59 @@ func (fc *fastCall) stop() {
 
 // yieldForInput is called where a call needs the client to answer input on
 // the request's stream: it reports whether the call was a fast one given
-// back to the SDK's path, which then asks the client.
-func yieldForInput(ctx context.Context) bool {
+// back to the SDK's path, which then asks the client. pending is the
+// upstream's request for input, which the SDK's path takes up (handback)
+// instead of calling the upstream a second time.
+func yieldForInput(ctx context.Context, pending *handback) bool {
 	fc, _ := ctx.Value(fastCallKey{}).(*fastCall)
-	return fc != nil && fc.yield()
+	if fc == nil || !fc.yield() {
+		return false
+	}
+	fc.mu.Lock()
+	fc.pending = pending
+	fc.mu.Unlock()
+	return true
 }
 
-// fastParams are the tools/call params the fast path needs to see.
+// handback is a fast call's first round, given back to the SDK's path: the
+// upstream asked for input, which the SDK's path asks the client for.
+type handback struct {
+	digest   []byte // of the request, to match the request served again
+	requests mcp.InputRequestMap
+	state    string // the upstream's requestState
+	at       time.Time
+}
+
+// handbackTTL bounds how long a given-back round waits to be taken up: the
+// SDK's path serves the request at once.
+const handbackTTL = 30 * time.Second
+
+// takeHandback returns and forgets the first round that a fast call on
+// ss's session gave back for the request whose digest this is, if any.
+func (g *Gateway) takeHandback(ss *mcp.ServerSession, digest func() []byte) *handback {
+	ls := g.sessions.byServer(ss)
+	if ls == nil {
+		return nil
+	}
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	hb := ls.handback
+	if hb == nil {
+		return nil
+	}
+	if time.Since(hb.at) > handbackTTL {
+		ls.handback = nil
+		return nil
+	}
+	if !bytes.Equal(hb.digest, digest()) {
+		return nil
+	}
+	ls.handback = nil
+	return hb
+}
+
+// fastParams are the tools/call params the fast path needs to see,
+// decoded as the SDK decodes them (strictUnmarshal).
 type fastParams struct {
 	Meta           map[string]any  `json:"_meta"`
 	Name           string          `json:"name"`
@@ -180,7 +229,8 @@ type fastParams struct {
 // it reports false, having written nothing, if the SDK's path must serve
 // it.
 func (g *Gateway) fastToolCall(w http.ResponseWriter, r *http.Request, ls *liveSession, msg wireMessage) bool {
-	if !g.cfg.fastPath() || !msg.request || msg.method != "tools/call" || len(msg.id) == 0 || ls.streamable == nil {
+	if !g.cfg.fastPath() || !msg.request || msg.method != "tools/call" || !plainID(msg.id) || ls.streamable == nil ||
+		len(r.Header.Values("Last-Event-ID")) > 0 {
 		return false
 	}
 	ls.mu.Lock()
@@ -202,18 +252,34 @@ func (g *Gateway) fastToolCall(w http.ResponseWriter, r *http.Request, ls *liveS
 			return false
 		}
 	}
-	fc := newFastCall(w, g.opts.KeepAlive)
 	// As on the SDK's path for 2025-era sessions, the client going away
 	// does not cancel the call; notifications/cancelled does.
-	ctx, cancel := context.WithCancel(context.WithValue(context.WithoutCancel(r.Context()), fastCallKey{}, fc))
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	defer cancel()
-	forget := ls.trackFast(msg.id, cancel)
+	forget, ok := ls.trackFast(msg.id, cancel)
+	if !ok {
+		// As the SDK answers a request whose id is already in flight.
+		writeJSON(w, http.StatusBadRequest, encodeResponse(msg.id, nil, &jsonrpc.Error{
+			Code: jsonrpc.CodeInvalidRequest, Message: "duplicate in-flight request ID " + idText(msg.id)}))
+		return true
+	}
 	defer forget()
+	fc := newFastCall(w, g.opts.KeepAlive)
+	defer fc.stop()
+	ctx = context.WithValue(ctx, fastCallKey{}, fc)
 	ls.begin()
+	defer ls.end()
 	res, err := g.runFast(ctx, r, ss, p, e)
-	ls.end()
 	if errors.Is(err, errNeedsStream) {
 		fc.stop()
+		fc.mu.Lock()
+		pending := fc.pending
+		fc.mu.Unlock()
+		if pending != nil {
+			ls.mu.Lock()
+			ls.handback = pending
+			ls.mu.Unlock()
+		}
 		return false
 	}
 	fc.finish(encodeResponse(msg.id, res, err), http.StatusOK)
@@ -230,8 +296,8 @@ func (g *Gateway) fastToolCall(w http.ResponseWriter, r *http.Request, ls *liveS
 // error gets its HTTP status, and the client closing the connection
 // cancels the call.
 func (g *Gateway) fastStatelessCall(w http.ResponseWriter, r *http.Request, msg wireMessage, version string) bool {
-	if !g.cfg.fastPath() || !msg.request || msg.method != "tools/call" || len(msg.id) == 0 || version != version20260728 ||
-		r.Header.Get("Mcp-Method") != msg.method {
+	if !g.cfg.fastPath() || !msg.request || msg.method != "tools/call" || !plainID(msg.id) || version != version20260728 ||
+		r.Header.Get("Mcp-Method") != msg.method || len(r.Header.Values("Last-Event-ID")) > 0 {
 		return false
 	}
 	p, e, ok := g.fastRoute(msg)
@@ -241,13 +307,31 @@ func (g *Gateway) fastStatelessCall(w http.ResponseWriter, r *http.Request, msg 
 	if v, _ := p.Meta[mcp.MetaKeyProtocolVersion].(string); v != version {
 		return false
 	}
-	if !isObjectOfObjects(p.Meta[mcp.MetaKeyClientCapabilities]) {
+	// The client's capabilities and info, decoded as the SDK decodes them;
+	// the capabilities go upstream in the SDK's normalized form.
+	var caps struct {
+		mcp.ClientCapabilities
+		Roots *mcp.RootCapabilities `json:"roots,omitempty"`
+	}
+	if raw, ok := p.Meta[mcp.MetaKeyClientCapabilities]; !ok || raw == nil || remarshal(raw, &caps) != nil {
 		return false
 	}
-	if info, present := p.Meta[mcp.MetaKeyClientInfo]; present && !isImplementation(info) {
-		return false
+	if raw, present := p.Meta[mcp.MetaKeyClientInfo]; present {
+		var info *mcp.Implementation
+		if raw == nil || remarshal(raw, &info) != nil {
+			return false
+		}
 	}
-	fc := newFastCall(w, g.opts.KeepAlive)
+	normalized := caps.ClientCapabilities
+	normalized.RootsV2 = caps.Roots
+	if caps.Roots != nil {
+		normalized.Roots = *caps.Roots
+	}
+	p.Meta[mcp.MetaKeyClientCapabilities] = &normalized
+	// As the SDK's stateless handler: nothing is written until the answer
+	// (no keep-alives), so that a protocol-level error keeps its status.
+	fc := newFastCall(w, 0)
+	defer fc.stop()
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	res, err := g.runFast(ctx, r, nil, p, e)
@@ -288,7 +372,8 @@ func (g *Gateway) fastStatelessCall(w http.ResponseWriter, r *http.Request, msg 
 // of this file).
 func (g *Gateway) fastRoute(msg wireMessage) (fastParams, toolEntry, bool) {
 	var p fastParams
-	if json.Unmarshal(msg.params, &p) != nil || p.InputResponses != nil || p.RequestState != nil || p.Name == "" {
+	if exceedsDepth(msg.params, maxJSONDepth) || strictUnmarshal(msg.params, &p) != nil ||
+		p.InputResponses != nil || p.RequestState != nil || p.Name == "" {
 		return p, toolEntry{}, false
 	}
 	if _, ok := p.Meta["progressToken"]; ok {
@@ -319,31 +404,110 @@ func (g *Gateway) runFast(ctx context.Context, r *http.Request, ss *mcp.ServerSe
 	return handle(ctx, "tools/call", req)
 }
 
-// isObjectOfObjects reports whether v, a decoded JSON value, is an object
-// whose members are all objects (the form of client capabilities).
-func isObjectOfObjects(v any) bool {
-	m, ok := v.(map[string]any)
-	if !ok {
+// maxJSONDepth is the SDK's limit on how deeply a message may nest.
+const maxJSONDepth = 1000
+
+// exceedsDepth reports whether data, valid JSON, nests objects and arrays
+// deeper than max.
+func exceedsDepth(data []byte, max int) bool {
+	depth, inString, escaped := 0, false, false
+	for _, b := range data {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case b == '\\':
+				escaped = true
+			case b == '"':
+				inString = false
+			}
+		case b == '"':
+			inString = true
+		case b == '{' || b == '[':
+			if depth++; depth > max {
+				return true
+			}
+		case b == '}' || b == ']':
+			depth--
+		}
+	}
+	return false
+}
+
+// strictUnmarshal decodes data into v as the SDK's decoder does: field
+// names match exactly, not whatever their case (encoding/json's rule).
+func strictUnmarshal(data []byte, v any) error {
+	rest, err := segjson.Parse(data, v, segjson.DontMatchCaseInsensitiveStructFields)
+	if err == nil && len(bytes.TrimSpace(rest)) > 0 {
+		err = errors.New("unexpected data after the JSON value")
+	}
+	return err
+}
+
+// remarshal converts a decoded JSON value into v, strictly, as the SDK
+// converts _meta values.
+func remarshal(from, v any) error {
+	data, err := json.Marshal(from)
+	if err != nil {
+		return err
+	}
+	return strictUnmarshal(data, v)
+}
+
+// plainID reports whether a JSON-RPC id is one the fast path echoes as
+// the SDK would: a string without escapes, or an integer in plain digits
+// (the SDK rewrites 1.0 as 1 and "\u0041" as "A").
+func plainID(id json.RawMessage) bool {
+	if len(id) == 0 {
 		return false
 	}
-	for _, c := range m {
-		if _, ok := c.(map[string]any); !ok {
+	if id[0] == '"' {
+		return !bytes.ContainsRune(id, '\\')
+	}
+	digits := id
+	if digits[0] == '-' {
+		digits = digits[1:]
+	}
+	if len(digits) == 0 || len(digits) > 15 {
+		return false
+	}
+	for _, c := range digits {
+		if c < '0' || c > '9' {
 			return false
 		}
 	}
 	return true
 }
 
-// isImplementation reports whether v, a decoded JSON value, is a client
-// info object with a string name and version.
-func isImplementation(v any) bool {
-	m, ok := v.(map[string]any)
-	if !ok {
-		return false
+// canonicalID is an id's JSON text in one form for each value, as the SDK
+// compares ids: 7, 7.0 and 7e0 are one id, and so are "A" and "\u0041".
+func canonicalID(id json.RawMessage) string {
+	var v any
+	if json.Unmarshal(id, &v) != nil {
+		return string(id)
 	}
-	name, ok1 := m["name"].(string)
-	_, ok2 := m["version"].(string)
-	return ok1 && ok2 && name != ""
+	if f, ok := v.(float64); ok && f == math.Trunc(f) && math.Abs(f) < 1<<53 {
+		return strconv.FormatInt(int64(f), 10)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return string(id)
+	}
+	return string(b)
+}
+
+// idText is a plain id as the SDK prints it in messages.
+func idText(id json.RawMessage) string {
+	return strings.Trim(string(id), `"`)
+}
+
+// writeJSON writes body as an application/json answer with status.
+func writeJSON(w http.ResponseWriter, status int, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	w.Write(body)
 }
 
 // withResultType adds resultType to the result of an encoded response
@@ -411,20 +575,24 @@ func encodeResponse(id json.RawMessage, res mcp.Result, err error) []byte {
 }
 
 // trackFast registers the cancel function of a fast call under its request
-// id, for notifications/cancelled; the returned function forgets it.
-func (ls *liveSession) trackFast(id json.RawMessage, cancel context.CancelFunc) func() {
-	key := string(id)
+// id, for notifications/cancelled; the returned function forgets it. It
+// reports false if a fast call with that id is in flight.
+func (ls *liveSession) trackFast(id json.RawMessage, cancel context.CancelFunc) (func(), bool) {
+	key := canonicalID(id)
 	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if _, dup := ls.fast[key]; dup {
+		return nil, false
+	}
 	if ls.fast == nil {
 		ls.fast = map[string]context.CancelFunc{}
 	}
 	ls.fast[key] = cancel
-	ls.mu.Unlock()
 	return func() {
 		ls.mu.Lock()
 		delete(ls.fast, key)
 		ls.mu.Unlock()
-	}
+	}, true
 }
 
 // cancelFast cancels the fast calls that notifications/cancelled messages
@@ -438,11 +606,11 @@ func (ls *liveSession) cancelFast(msgs []wireMessage) {
 		var p struct {
 			RequestID json.RawMessage `json:"requestId"`
 		}
-		if json.Unmarshal(msg.params, &p) != nil || len(p.RequestID) == 0 {
+		if strictUnmarshal(msg.params, &p) != nil || len(p.RequestID) == 0 {
 			continue
 		}
 		ls.mu.Lock()
-		cancel := ls.fast[string(p.RequestID)]
+		cancel := ls.fast[canonicalID(p.RequestID)]
 		ls.mu.Unlock()
 		if cancel != nil {
 			cancel()

@@ -297,27 +297,42 @@ func TestFastPathAnswersAsTheSDKPath(t *testing.T) {
 		gws[i] = startGateway(t, []UpstreamConfig{demoUpstream("demo")}, func(c *Config, _ *Options) { c.FastPath = &fast })
 		connect(t, gws[i].mcpURL(), "streamable", "2025-11-25").waitTools(t, "demo up", hasAll("demo__multiply", "demo__greet"))
 	}
-	calls := []struct{ name, params string }{
-		{"demo__multiply", `{"name":"demo__multiply","arguments":{"a":6,"b":7}}`},
-		{"demo__multiply", `{"name":"demo__multiply","arguments":{"a":"six"}}`},
-		{"demo__get_alerts", `{"name":"demo__get_alerts","arguments":{"state":"CA"}}`},
-		{"demo__search_memory", `{"name":"demo__search_memory","arguments":{"query":"<nothing & none>"}}`},
-		{"demo__greet", `{"name":"demo__greet"}`},
-		{"demo__nope", `{"name":"demo__nope"}`},
+	deep := strings.Repeat("[", 1500) + strings.Repeat("]", 1500)
+	calls := []struct{ what, name, params string }{
+		{"result", "demo__multiply", `{"name":"demo__multiply","arguments":{"a":6,"b":7}}`},
+		{"bad arguments", "demo__multiply", `{"name":"demo__multiply","arguments":{"a":"six"}}`},
+		{"structured result", "demo__get_alerts", `{"name":"demo__get_alerts","arguments":{"state":"CA"}}`},
+		{"HTML characters", "demo__search_memory", `{"name":"demo__search_memory","arguments":{"query":"<nothing & none>"}}`},
+		{"input round trip", "demo__greet", `{"name":"demo__greet"}`},
+		{"unknown tool", "demo__nope", `{"name":"demo__nope"}`},
+		// Bad input: field names are matched case-sensitively, as the
+		// SDK matches them; nesting past the SDK's limit is refused
+		// before it reaches an upstream.
+		{"upper-case name", "demo__multiply", `{"NAME":"demo__multiply","arguments":{"a":6,"b":7}}`},
+		{"two names", "demo__multiply", `{"name":"demo__greet","Name":"demo__multiply"}`},
+		{"two arguments", "demo__multiply", `{"name":"demo__multiply","Arguments":{"a":6,"b":7},"arguments":{"a":1,"b":1}}`},
+		{"deep nesting", "demo__multiply", `{"name":"demo__multiply","arguments":{"a":6,"b":7,"deep":` + deep + `}}`},
 	}
 	for _, c := range calls {
-		t.Run("2025-11-25 "+c.params, func(t *testing.T) {
+		t.Run("2025-11-25 "+c.what, func(t *testing.T) {
 			var got [2]any
+			var status [2]int
 			for i, tg := range gws {
 				cs := connect(t, tg.mcpURL(), "streamable", "2025-11-25")
 				resp := postCall(t, tg.mcpURL(), cs.ID(), "2025-11-25", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":`+c.params+`}`)
-				got[i] = normalized(t, answerOf(t, resp))
+				status[i] = resp.StatusCode
+				if resp.StatusCode == http.StatusOK {
+					got[i] = normalized(t, answerOf(t, resp))
+				} else {
+					b, _ := io.ReadAll(resp.Body)
+					got[i] = strings.TrimSpace(string(b))
+				}
 			}
-			if !reflect.DeepEqual(got[0], got[1]) {
-				t.Errorf("fast path answered\n%v\nthe SDK's path\n%v", got[0], got[1])
+			if status[0] != status[1] || !reflect.DeepEqual(got[0], got[1]) {
+				t.Errorf("fast path answered %d\n%v\nthe SDK's path %d\n%v", status[0], got[0], status[1], got[1])
 			}
 		})
-		t.Run("2026-07-28 "+c.params, func(t *testing.T) {
+		t.Run("2026-07-28 "+c.what, func(t *testing.T) {
 			var got [2]any
 			var status [2]int
 			for i, tg := range gws {
@@ -328,12 +343,122 @@ func TestFastPathAnswersAsTheSDKPath(t *testing.T) {
 					got[i] = normalized(t, answerOf(t, resp))
 				} else {
 					b, _ := io.ReadAll(resp.Body)
-					got[i] = normalized(t, string(b))
+					got[i] = strings.TrimSpace(string(b))
 				}
 			}
 			if status[0] != status[1] || !reflect.DeepEqual(got[0], got[1]) {
 				t.Errorf("fast path answered %d\n%v\nthe SDK's path %d\n%v", status[0], got[0], status[1], got[1])
 			}
 		})
+	}
+
+	// Requests that differ from the usual in their envelope or headers.
+	envelopes := []struct {
+		name, body string
+		header     http.Header
+		stateless  bool
+	}{
+		{"id 1.0", `{"jsonrpc":"2.0","id":1.0,"method":"tools/call","params":{"name":"demo__multiply","arguments":{"a":6,"b":7}}}`, nil, false},
+		{"escaped string id", `{"jsonrpc":"2.0","id":"\u0041","method":"tools/call","params":{"name":"demo__multiply","arguments":{"a":6,"b":7}}}`, nil, false},
+		{"upper-case envelope", `{"JSONRPC":"2.0","ID":1,"METHOD":"tools/call","PARAMS":{"name":"demo__multiply","arguments":{"a":6,"b":7}}}`, nil, false},
+		{"Last-Event-ID on a POST", `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"demo__multiply","arguments":{"a":6,"b":7}}}`, http.Header{"Last-Event-Id": {"x"}}, false},
+		{"2026 client info with bad icons", `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"demo__multiply","arguments":{"a":6,"b":7},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/clientInfo":{"name":"x","version":"1","icons":"bad"}}}}`, nil, true},
+		{"2026 capabilities in the wrong case", `{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"demo__multiply","arguments":{"a":6,"b":7},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"},"_META":{"io.modelcontextprotocol/clientCapabilities":{}}}}`, nil, true},
+		{"2026 roots capability of the wrong type", `{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"demo__multiply","arguments":{"a":6,"b":7},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"roots":{"listChanged":"yes"}}}}}`, nil, true},
+	}
+	for _, c := range envelopes {
+		t.Run(c.name, func(t *testing.T) {
+			var got [2]string
+			var status [2]int
+			for i, tg := range gws {
+				var resp *http.Response
+				if c.stateless {
+					resp = post2026(t, tg.mcpURL(), "tools/call", "demo__multiply", c.body)
+				} else {
+					cs := connect(t, tg.mcpURL(), "streamable", "2025-11-25")
+					req, _ := http.NewRequestWithContext(callCtx(t), http.MethodPost, tg.mcpURL(), strings.NewReader(c.body))
+					req.Header.Set("Content-Type", "application/json")
+					req.Header.Set("Accept", "application/json, text/event-stream")
+					req.Header.Set(headerSessionID, cs.ID())
+					req.Header.Set(headerProtocolVersion, "2025-11-25")
+					for k, v := range c.header {
+						req.Header[k] = v
+					}
+					var err error
+					if resp, err = http.DefaultClient.Do(req); err != nil {
+						t.Fatal(err)
+					}
+					defer resp.Body.Close()
+				}
+				status[i] = resp.StatusCode
+				if resp.StatusCode == http.StatusOK {
+					got[i] = answerOf(t, resp)
+				} else {
+					b, _ := io.ReadAll(resp.Body)
+					got[i] = strings.TrimSpace(string(b))
+				}
+			}
+			if status[0] != status[1] || got[0] != got[1] {
+				t.Errorf("fast path answered %d %s\nthe SDK's path %d %s", status[0], got[0], status[1], got[1])
+			}
+		})
+	}
+}
+
+// A call given back to the SDK's path for the client's input is not run
+// again upstream: the SDK's path goes on from the round the fast path
+// got, so the upstream sees as many rounds as on the SDK's path.
+func TestFastCallGivenBackRunsOnce(t *testing.T) {
+	var rounds [2]float64
+	for i, fast := range []bool{true, false} {
+		tg := startGateway(t, []UpstreamConfig{demoUpstream("demo")}, func(c *Config, _ *Options) { c.FastPath = &fast })
+		connect(t, tg.mcpURL(), "streamable", "2025-11-25").waitTools(t, "demo up", hasAll("demo__greet"))
+		c := mcp.NewClient(&mcp.Implementation{Name: "greeter", Version: "1"}, &mcp.ClientOptions{
+			ElicitationHandler: func(_ context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+				return answerGreet("Ada")(req.Params), nil
+			},
+		})
+		cs, err := c.Connect(callCtx(t), &mcp.StreamableClientTransport{Endpoint: tg.mcpURL()}, &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cs.Close() })
+		if got := callText(t, cs, "demo__greet", nil); !strings.Contains(got, "Hello, Ada!") {
+			t.Fatalf("greet = %q", got)
+		}
+		rounds[i], _ = sample(scrape(t, tg.g.MetricsHandler(), ""), "mcpgw_upstream_requests_total",
+			"upstream", "demo", "method", "tools/call", "outcome", "input_required")
+	}
+	if rounds[0] != rounds[1] || rounds[1] == 0 {
+		t.Errorf("upstream input_required rounds: %v with the fast path, %v without", rounds[0], rounds[1])
+	}
+}
+
+// A second fast call with the id of one in flight is refused as the SDK
+// refuses it, and notifications/cancelled still cancels the first.
+func TestFastCallDuplicateID(t *testing.T) {
+	started, cancelled := make(chan struct{}, 2), make(chan struct{}, 2)
+	url := startSDKServer(t, blockServer(started, cancelled), false)
+	tg := startGateway(t, []UpstreamConfig{{Name: "b", Transport: TransportStreamableHTTP, URL: url}})
+	cs := connect(t, tg.mcpURL(), "streamable", "2025-11-25")
+	cs.waitTools(t, "b up", hasAll("b__block"))
+	first := make(chan *http.Response, 1)
+	go func() {
+		first <- postCall(t, tg.mcpURL(), cs.ID(), "2025-11-25", `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"b__block"}}`)
+	}()
+	recvTimeout(t, started, "the first call to reach the upstream")
+	resp := postCall(t, tg.mcpURL(), cs.ID(), "2025-11-25", `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"b__block"}}`)
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "duplicate in-flight request ID 7") {
+		t.Errorf("second call with id 7: %d %s", resp.StatusCode, b)
+	}
+	cancel := postCall(t, tg.mcpURL(), cs.ID(), "2025-11-25", `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":7}}`)
+	if cancel.StatusCode != http.StatusAccepted {
+		t.Errorf("notifications/cancelled: status %d", cancel.StatusCode)
+	}
+	recvTimeout(t, cancelled, "the first call to be cancelled upstream")
+	d := answerOf(t, recvTimeout(t, first, "the first call's answer"))
+	if !strings.Contains(d, `"error"`) {
+		t.Errorf("the cancelled call answered %s", d)
 	}
 }

@@ -257,7 +257,9 @@ type streamWriter struct {
 func withKeepAlive(w http.ResponseWriter, interval time.Duration) (*streamWriter, func()) {
 	sw := &streamWriter{ResponseWriter: w, interval: interval}
 	if interval > 0 {
+		sw.mu.Lock() // tick may run before the timer is stored
 		sw.timer = time.AfterFunc(interval, sw.tick)
+		sw.mu.Unlock()
 	}
 	return sw, func() {
 		sw.mu.Lock()

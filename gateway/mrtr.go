@@ -221,7 +221,12 @@ func clientCapabilitiesMeta(ss *mcp.ServerSession) map[string]any {
 	if ss == nil || ss.InitializeParams() == nil || ss.InitializeParams().Capabilities == nil {
 		return map[string]any{}
 	}
-	caps := ss.InitializeParams().Capabilities
+	return capabilitiesMeta(ss.InitializeParams().Capabilities)
+}
+
+// capabilitiesMeta is caps in the form a 2026-07-28 request's _meta
+// carries them.
+func capabilitiesMeta(caps *mcp.ClientCapabilities) map[string]any {
 	b, err := json.Marshal(caps)
 	out := map[string]any{}
 	if err != nil || json.Unmarshal(b, &out) != nil {
@@ -244,10 +249,10 @@ func callMeta(m mcp.Meta, ss *mcp.ServerSession, cs *mcp.ClientSession) mcp.Meta
 		if m == nil {
 			m = mcp.Meta{}
 		}
-		if ss == nil && hasCaps {
+		if c, ok := caps.(*mcp.ClientCapabilities); ss == nil && hasCaps && ok {
 			// A 2026-07-28 request served without a session (the fast
 			// path) carries the client's capabilities itself.
-			m[mcp.MetaKeyClientCapabilities] = caps
+			m[mcp.MetaKeyClientCapabilities] = capabilitiesMeta(c)
 		} else {
 			m[mcp.MetaKeyClientCapabilities] = clientCapabilitiesMeta(ss)
 		}
@@ -383,14 +388,28 @@ func inputNeeded(res mcp.Result) (mcp.InputRequestMap, string, bool) {
 // its session and call runs again with the answers.
 func rounds[R mcp.Result](ctx context.Context, g *Gateway, req mcp.Request, m *mount, digest func() []byte, cont continuation, call func(continuation) (R, error)) (res R, ask *inputRequired, err error) {
 	ss, _ := req.GetSession().(*mcp.ServerSession)
+	var hb *handback
+	if ss != nil && cont.upstreamState == "" && cont.responses == nil && cont.held == "" && !clientIsModern(ss) {
+		// A fast call that asked the upstream already and was given back
+		// for the client's input: go on from its round, not a new one.
+		hb = g.takeHandback(ss, digest)
+	}
 	for round := 1; ; round++ {
-		res, err = call(cont)
-		if err != nil {
-			return res, nil, err
-		}
-		irs, upState, needs := inputNeeded(res)
-		if !needs {
-			return res, nil, nil
+		var (
+			irs     mcp.InputRequestMap
+			upState string
+		)
+		if round == 1 && hb != nil {
+			irs, upState = hb.requests, hb.state
+		} else {
+			res, err = call(cont)
+			if err != nil {
+				return res, nil, err
+			}
+			var needs bool
+			if irs, upState, needs = inputNeeded(res); !needs {
+				return res, nil, nil
+			}
 		}
 		if ss == nil || clientIsModern(ss) {
 			return res, &inputRequired{requests: irs, state: g.states.seal(g.principalOf(req).Key(), digest(), upState, "")}, nil
@@ -398,9 +417,9 @@ func rounds[R mcp.Result](ctx context.Context, g *Gateway, req mcp.Request, m *m
 		if round >= maxInputRounds {
 			return res, nil, &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: fmt.Sprintf("upstream %q asked for input %d times without finishing", m.name, round)}
 		}
-		if yieldForInput(ctx) {
+		if yieldForInput(ctx, &handback{digest: digest(), requests: irs, state: upState, at: time.Now()}) {
 			// A fast call: the SDK's path asks the client, on the
-			// request's own stream.
+			// request's own stream, from this round.
 			return res, nil, errNeedsStream
 		}
 		responses, err := fulfill(ctx, ss, m.name, irs)

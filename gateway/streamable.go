@@ -186,7 +186,7 @@ func decodeWire(raw json.RawMessage) (wireMessage, bool) {
 		Method  *string         `json:"method"`
 		Params  json.RawMessage `json:"params"`
 	}
-	if json.Unmarshal(raw, &m) != nil || m.Version != "2.0" {
+	if exceedsDepth(raw, maxJSONDepth) || strictUnmarshal(raw, &m) != nil || m.Version != "2.0" {
 		return wireMessage{}, false
 	}
 	id := bytes.TrimSpace(m.ID)
@@ -220,7 +220,7 @@ func isStateless(version string, msgs []wireMessage) bool {
 		var p struct {
 			Meta map[string]json.RawMessage `json:"_meta"`
 		}
-		if len(msg.params) > 0 && json.Unmarshal(msg.params, &p) == nil {
+		if len(msg.params) > 0 && strictUnmarshal(msg.params, &p) == nil {
 			if _, ok := p.Meta[mcp.MetaKeyProtocolVersion]; ok {
 				return true
 			}
@@ -300,6 +300,7 @@ type liveSession struct {
 	ups      map[*mount]*upstream.Upstream // per-session upstream connections
 	logLevel mcp.LoggingLevel              // as the client set it
 	fast     map[string]context.CancelFunc // fast calls in flight, by JSON-RPC id (fastpath.go)
+	handback *handback                     // a fast call's first round, given back to the SDK's path
 }
 
 func newSessions(g *Gateway) *sessions {
