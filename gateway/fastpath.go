@@ -15,27 +15,35 @@ package gateway
 //
 // What stays the same: the call runs through the same middleware (in-flight
 // count, metrics, policy) and the same tool handler as on the SDK's path,
-// with the same session (none for 2026-07-28), principal and routing, and
-// the answer is the same JSON-RPC response: as an application/json body
-// (the call sends nothing else), or, for a call still running at the first
-// keep-alive interval, as an SSE stream with keep-alive comments and then
-// the response. notifications/cancelled for a fast call on a session
-// cancels it; a 2026-07-28 client cancels by closing the connection.
+// with the same session (none for 2026-07-28), principal and routing; the
+// body is decoded as the SDK decodes it (field names matched exactly, its
+// nesting limit), and the answer is the same JSON-RPC response as an
+// application/json body (the call sends the client nothing else). On a
+// 2025-era session a call still running at the first keep-alive interval
+// gets an SSE stream with keep-alive comments and then the response
+// instead; a 2026-07-28 call gets nothing until its answer, as from the
+// SDK, so that a protocol-level error keeps its HTTP status.
+// notifications/cancelled for a fast call on a session cancels it; a
+// 2026-07-28 client cancels by closing the connection.
 //
 // What is left to the SDK's path, where the request goes untouched:
 // batches, requests with a progress token (progress goes out on the
 // request's own stream), MRTR retries, per-session upstreams (their
 // server-to-client requests go out on the request's stream), tools that
-// are unknown or whose upstream is down (the SDK words those errors),
+// are unknown or whose upstream is down (the SDK words those errors), ids
+// the SDK would rewrite (1.0, escaped strings), POSTs with Last-Event-ID,
 // 2025-era sessions whose version header does not match or whose requests
-// carry 2026-07-28 _meta, and 2026-07-28 requests whose headers or _meta
-// are anything but well-formed (the SDK words those errors too) or whose
-// tool binds arguments to headers. A call on a 2025-era session whose
-// 2026-07-28 upstream asks for input (which such a client answers on the
-// request's stream) is given back to the SDK's path before anything is
-// written, and the upstream sees it again as a new first round; past the
-// first keep-alive, with the stream's headers sent, the input is asked on
-// the session's standalone stream instead.
+// carry 2026-07-28 _meta, 2026-07-28 requests whose headers or _meta the
+// SDK would refuse (it words those errors too), and tools that bind
+// arguments to headers.
+//
+// A call on a 2025-era session whose 2026-07-28 upstream asks for input
+// (which such a client answers on the request's stream) is given back to
+// the SDK's path before anything is written, with the upstream's request
+// for input (handback): the SDK's path asks the client and goes on from
+// there, so the upstream runs the call once. Past the first keep-alive,
+// with the stream's headers sent, the input is asked on the session's
+// standalone stream instead.
 
 import (
 	"bytes"
