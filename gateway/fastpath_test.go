@@ -288,6 +288,27 @@ func normalized(t *testing.T, d string) any {
 	return v
 }
 
+// sameAnswers sends one request to each gateway (send) and requires the
+// same HTTP status and the same answer from both.
+func sameAnswers(t *testing.T, gws [2]*testGateway, send func(*testGateway) *http.Response) {
+	t.Helper()
+	var got [2]any
+	var status [2]int
+	for i, tg := range gws {
+		resp := send(tg)
+		status[i] = resp.StatusCode
+		if resp.StatusCode == http.StatusOK {
+			got[i] = normalized(t, answerOf(t, resp))
+		} else {
+			b, _ := io.ReadAll(resp.Body)
+			got[i] = strings.TrimSpace(string(b))
+		}
+	}
+	if status[0] != status[1] || !reflect.DeepEqual(got[0], got[1]) {
+		t.Errorf("fast path answered %d\n%v\nthe SDK's path %d\n%v", status[0], got[0], status[1], got[1])
+	}
+}
+
 // The fast path answers exactly what the SDK's path answers, for 2025-era
 // sessions and 2026-07-28 requests: results, tool errors, protocol errors,
 // calls given back for input, input_required results, and the HTTP status.
@@ -315,40 +336,16 @@ func TestFastPathAnswersAsTheSDKPath(t *testing.T) {
 	}
 	for _, c := range calls {
 		t.Run("2025-11-25 "+c.what, func(t *testing.T) {
-			var got [2]any
-			var status [2]int
-			for i, tg := range gws {
+			sameAnswers(t, gws, func(tg *testGateway) *http.Response {
 				cs := connect(t, tg.mcpURL(), "streamable", "2025-11-25")
-				resp := postCall(t, tg.mcpURL(), cs.ID(), "2025-11-25", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":`+c.params+`}`)
-				status[i] = resp.StatusCode
-				if resp.StatusCode == http.StatusOK {
-					got[i] = normalized(t, answerOf(t, resp))
-				} else {
-					b, _ := io.ReadAll(resp.Body)
-					got[i] = strings.TrimSpace(string(b))
-				}
-			}
-			if status[0] != status[1] || !reflect.DeepEqual(got[0], got[1]) {
-				t.Errorf("fast path answered %d\n%v\nthe SDK's path %d\n%v", status[0], got[0], status[1], got[1])
-			}
+				return postCall(t, tg.mcpURL(), cs.ID(), "2025-11-25", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":`+c.params+`}`)
+			})
 		})
 		t.Run("2026-07-28 "+c.what, func(t *testing.T) {
-			var got [2]any
-			var status [2]int
-			for i, tg := range gws {
-				params := strings.TrimSuffix(c.params, "}") + "," + meta2026 + "}"
-				resp := post2026(t, tg.mcpURL(), "tools/call", c.name, `{"jsonrpc":"2.0","id":"r1","method":"tools/call","params":`+params+`}`)
-				status[i] = resp.StatusCode
-				if resp.StatusCode == http.StatusOK {
-					got[i] = normalized(t, answerOf(t, resp))
-				} else {
-					b, _ := io.ReadAll(resp.Body)
-					got[i] = strings.TrimSpace(string(b))
-				}
-			}
-			if status[0] != status[1] || !reflect.DeepEqual(got[0], got[1]) {
-				t.Errorf("fast path answered %d\n%v\nthe SDK's path %d\n%v", status[0], got[0], status[1], got[1])
-			}
+			params := strings.TrimSuffix(c.params, "}") + "," + meta2026 + "}"
+			sameAnswers(t, gws, func(tg *testGateway) *http.Response {
+				return post2026(t, tg.mcpURL(), "tools/call", c.name, `{"jsonrpc":"2.0","id":"r1","method":"tools/call","params":`+params+`}`)
+			})
 		})
 	}
 
@@ -368,39 +365,26 @@ func TestFastPathAnswersAsTheSDKPath(t *testing.T) {
 	}
 	for _, c := range envelopes {
 		t.Run(c.name, func(t *testing.T) {
-			var got [2]string
-			var status [2]int
-			for i, tg := range gws {
-				var resp *http.Response
+			sameAnswers(t, gws, func(tg *testGateway) *http.Response {
 				if c.stateless {
-					resp = post2026(t, tg.mcpURL(), "tools/call", "demo__multiply", c.body)
-				} else {
-					cs := connect(t, tg.mcpURL(), "streamable", "2025-11-25")
-					req, _ := http.NewRequestWithContext(callCtx(t), http.MethodPost, tg.mcpURL(), strings.NewReader(c.body))
-					req.Header.Set("Content-Type", "application/json")
-					req.Header.Set("Accept", "application/json, text/event-stream")
-					req.Header.Set(headerSessionID, cs.ID())
-					req.Header.Set(headerProtocolVersion, "2025-11-25")
-					for k, v := range c.header {
-						req.Header[k] = v
-					}
-					var err error
-					if resp, err = http.DefaultClient.Do(req); err != nil {
-						t.Fatal(err)
-					}
-					defer resp.Body.Close()
+					return post2026(t, tg.mcpURL(), "tools/call", "demo__multiply", c.body)
 				}
-				status[i] = resp.StatusCode
-				if resp.StatusCode == http.StatusOK {
-					got[i] = answerOf(t, resp)
-				} else {
-					b, _ := io.ReadAll(resp.Body)
-					got[i] = strings.TrimSpace(string(b))
+				cs := connect(t, tg.mcpURL(), "streamable", "2025-11-25")
+				req, _ := http.NewRequestWithContext(callCtx(t), http.MethodPost, tg.mcpURL(), strings.NewReader(c.body))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Accept", "application/json, text/event-stream")
+				req.Header.Set(headerSessionID, cs.ID())
+				req.Header.Set(headerProtocolVersion, "2025-11-25")
+				for k, v := range c.header {
+					req.Header[k] = v
 				}
-			}
-			if status[0] != status[1] || got[0] != got[1] {
-				t.Errorf("fast path answered %d %s\nthe SDK's path %d %s", status[0], got[0], status[1], got[1])
-			}
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { resp.Body.Close() })
+				return resp
+			})
 		})
 	}
 }
