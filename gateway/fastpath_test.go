@@ -17,9 +17,19 @@ import (
 )
 
 // postCall sends one raw tools/call body on session sid and returns the
-// response, whose body the caller reads and closes.
+// response, whose body the caller reads (it is closed at cleanup).
 func postCall(t *testing.T, url, sid, version, body string) *http.Response {
 	t.Helper()
+	resp, err := tryPostCall(t, url, sid, version, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+// tryPostCall is postCall for a goroutine of the test's own: it returns
+// the error rather than failing the test.
+func tryPostCall(t *testing.T, url, sid, version, body string) (*http.Response, error) {
 	req, _ := http.NewRequestWithContext(callCtx(t), http.MethodPost, url, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json, text/event-stream")
@@ -27,10 +37,10 @@ func postCall(t *testing.T, url, sid, version, body string) *http.Response {
 	req.Header.Set(headerProtocolVersion, version)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	t.Cleanup(func() { resp.Body.Close() })
-	return resp
+	return resp, nil
 }
 
 // answerOf reads the one JSON-RPC message of a POST's answer, whether a
@@ -428,7 +438,11 @@ func TestFastCallDuplicateID(t *testing.T) {
 	cs.waitTools(t, "b up", hasAll("b__block"))
 	first := make(chan *http.Response, 1)
 	go func() {
-		first <- postCall(t, tg.mcpURL(), cs.ID(), "2025-11-25", `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"b__block"}}`)
+		resp, err := tryPostCall(t, tg.mcpURL(), cs.ID(), "2025-11-25", `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"b__block"}}`)
+		if err != nil {
+			t.Error(err)
+		}
+		first <- resp
 	}()
 	recvTimeout(t, started, "the first call to reach the upstream")
 	resp := postCall(t, tg.mcpURL(), cs.ID(), "2025-11-25", `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"b__block"}}`)
@@ -441,8 +455,11 @@ func TestFastCallDuplicateID(t *testing.T) {
 		t.Errorf("notifications/cancelled: status %d", cancel.StatusCode)
 	}
 	recvTimeout(t, cancelled, "the first call to be cancelled upstream")
-	d := answerOf(t, recvTimeout(t, first, "the first call's answer"))
-	if !strings.Contains(d, `"error"`) {
+	resp = recvTimeout(t, first, "the first call's answer")
+	if resp == nil {
+		return
+	}
+	if d := answerOf(t, resp); !strings.Contains(d, `"error"`) {
 		t.Errorf("the cancelled call answered %s", d)
 	}
 }
