@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -121,6 +122,12 @@ func (s *served) waitLog(t *testing.T, subs ...string) string {
 	}
 }
 
+// childMarker names a test's stdio children uniquely on this machine (the
+// test, and this test process), so that checks for them see no others.
+func childMarker(t *testing.T, prefix string) string {
+	return prefix + "-" + strings.ReplaceAll(t.Name(), "/", "-") + "-" + strconv.Itoa(os.Getpid())
+}
+
 func upstreamYAML(demo, name, marker string) string {
 	return "  - name: " + name + "\n    transport: stdio\n    command: " + demo + "\n    args: [--stdio, --name, " + marker + "]\n"
 }
@@ -130,7 +137,7 @@ func upstreamYAML(demo, name, marker string) string {
 func TestReloadOnChangeAndSIGHUP(t *testing.T) {
 	demo := buildDemo(t)
 	dir := t.TempDir()
-	a, b := "reload-a-"+t.Name(), "reload-b-"+t.Name()
+	a, b := childMarker(t, "reload-a"), childMarker(t, "reload-b")
 	s, path := serveConfig(t, dir, "listen: 127.0.0.1:1\nupstreams:\n"+upstreamYAML(demo, "a", a), "--watch-config", "20ms")
 	s.waitLog(t, `msg="upstream connected" upstream=a`)
 
@@ -202,7 +209,7 @@ func TestShutdownGrace(t *testing.T) {
 		{"ended after grace", "200ms", 200, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			marker := "grace-" + strings.ReplaceAll(t.Name(), "/", "-")
+			marker := childMarker(t, "grace")
 			s, _ := serveConfig(t, t.TempDir(), "listen: 127.0.0.1:1\nshutdown_grace: "+tc.grace+"\nupstreams:\n"+upstreamYAML(demo, "demo", marker), "--watch-config", "0")
 			s.waitLog(t, `msg="upstream connected" upstream=demo`)
 			progressed := make(chan struct{}, 100)
@@ -267,7 +274,7 @@ func TestShutdownGrace(t *testing.T) {
 // the main listener does not serve it.
 func TestMetricsListener(t *testing.T) {
 	demo := buildDemo(t)
-	s, _ := serveConfig(t, t.TempDir(), "listen: 127.0.0.1:1\nmetrics: {listen: \"127.0.0.1:0\"}\nupstreams:\n"+upstreamYAML(demo, "demo", "metrics-"+t.Name()), "--watch-config", "0")
+	s, _ := serveConfig(t, t.TempDir(), "listen: 127.0.0.1:1\nmetrics: {listen: \"127.0.0.1:0\"}\nupstreams:\n"+upstreamYAML(demo, "demo", childMarker(t, "metrics")), "--watch-config", "0")
 	line := s.waitLog(t, `msg="metrics listening"`)
 	addr := regexp.MustCompile(`addr=(\S+)`).FindStringSubmatch(line)[1]
 	s.waitLog(t, `msg="upstream connected" upstream=demo`)

@@ -73,7 +73,7 @@ func TestReplicasSurviveKill(t *testing.T) {
 	cfg := filepath.Join(dir, "gateway.yaml")
 	os.WriteFile(cfg, []byte(`listen: 127.0.0.1:1
 upstreams:
-`+upstreamYAML(demo, "demo", "replicas-"+t.Name())+upstreamYAML(demo, "ps", "replicas-ps-"+t.Name())+`    sharing: per-session
+`+upstreamYAML(demo, "demo", childMarker(t, "replicas"))+upstreamYAML(demo, "ps", childMarker(t, "replicas-ps"))+`    sharing: per-session
 session_store:
   type: redis
   redis: {url: "`+rdb.URL()+`"}
