@@ -84,6 +84,7 @@ type settings struct {
 	scenarios  []int
 	jsonPath   string
 	mdPath     string
+	peerBin    string // scenario 8: supergateway's executable
 	cpuProfile string
 	profileDir string
 	memProfile string
@@ -95,7 +96,7 @@ type settings struct {
 }
 
 // allScenarios are the scenario numbers, in the order they run.
-var allScenarios = []int{1, 2, 3, 4, 5, 6, 7}
+var allScenarios = []int{1, 2, 3, 4, 5, 6, 7, 8}
 
 func parseFlags(args []string, stderr io.Writer) (settings, error) {
 	var s settings
@@ -103,9 +104,10 @@ func parseFlags(args []string, stderr io.Writer) (settings, error) {
 	fs.SetOutput(stderr)
 	fs.BoolVar(&s.quick, "quick", false, "short measurements, for a smoke test (the whole run takes under a minute)")
 	fs.DurationVar(&s.duration, "duration", 0, "how long each side of each measurement runs, split into interleaved rounds (default 5s; 300ms with --quick)")
-	list := fs.String("scenarios", "", "comma-separated `scenarios` to run, e.g. 1,2,3 (default all: 1-7)")
+	list := fs.String("scenarios", "", "comma-separated `scenarios` to run, e.g. 1,2,3 (default all: 1-8; 8 runs only with --peer)")
 	fs.StringVar(&s.jsonPath, "json", "", "also write the results as JSON to `file`")
 	fs.StringVar(&s.mdPath, "markdown", "", "also write the results as Markdown tables (as in BENCHMARKS.md) to `file`")
+	fs.StringVar(&s.peerBin, "peer", "", "scenario 8: supergateway's `executable` (npm install supergateway@4.0.0: node_modules/.bin/supergateway)")
 	fs.StringVar(&s.cpuProfile, "cpuprofile", "", "write a CPU profile of scenario 1 at 32 clients to `file`; gateway samples carry the label role=gateway")
 	fs.StringVar(&s.profileDir, "profiledir", "", "write a CPU profile of each whole scenario to `dir`/scenarioN.pprof (not with --cpuprofile)")
 	fs.StringVar(&s.memProfile, "memprofile", "", "write the process's allocation profile (every allocation site since start; use one scenario) to `file` at the end")
@@ -155,7 +157,7 @@ func parseFlags(args []string, stderr io.Writer) (settings, error) {
 		for _, f := range strings.Split(*list, ",") {
 			n, err := strconv.Atoi(strings.TrimSpace(f))
 			if err != nil || !slices.Contains(allScenarios, n) {
-				return s, fmt.Errorf("--scenarios: %q is not a scenario; use numbers 1-7, e.g. 1,3", f)
+				return s, fmt.Errorf("--scenarios: %q is not a scenario; use numbers 1-8, e.g. 1,3", f)
 			}
 			if !slices.Contains(s.scenarios, n) {
 				s.scenarios = append(s.scenarios, n)
@@ -251,6 +253,7 @@ var scenarioNames = map[int]string{
 	5: "sessions: memory per idle session, concurrent SSE streams",
 	6: "session store: Redis vs memory",
 	7: "2026-07-28 stateless vs 2025-11-25 sessionful calls",
+	8: "peer bridge (supergateway from npm) vs this gateway, per-session stdio",
 }
 
 // bench holds what the scenarios share: the settings, the demo binary and
@@ -320,6 +323,8 @@ func (b *bench) runScenario(ctx context.Context, id int) *ScenarioResult {
 		err = b.scenarioStore(ctx, res)
 	case 7:
 		err = b.scenarioRevisions(ctx, res)
+	case 8:
+		err = b.scenarioPeer(ctx, res)
 	}
 	var skip *skipError
 	switch {

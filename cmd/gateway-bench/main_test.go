@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -124,7 +125,7 @@ func TestParseFlags(t *testing.T) {
 		{nil, allScenarios, 5 * time.Second, false},
 		{[]string{"--quick"}, allScenarios, 300 * time.Millisecond, false},
 		{[]string{"--scenarios", "3, 1,3", "--duration", "2s"}, []int{1, 3}, 2 * time.Second, false},
-		{[]string{"--scenarios", "8"}, nil, 0, true},
+		{[]string{"--scenarios", "9"}, nil, 0, true},
 		{[]string{"--scenarios", "one"}, nil, 0, true},
 		{[]string{"--cpuprofile", "a", "--profiledir", "b"}, nil, 0, true},
 		{[]string{"extra"}, nil, 0, true},
@@ -177,4 +178,15 @@ func children(t *testing.T) []string {
 		pids = append(pids, strings.Fields(string(b))...)
 	}
 	return pids
+}
+
+// Scenario 8 needs the peer's executable; without --peer it is skipped,
+// saying how to get one, and starts nothing.
+func TestPeerScenarioSkippedWithoutPeer(t *testing.T) {
+	b := &bench{}
+	err := b.scenarioPeer(context.Background(), &ScenarioResult{})
+	var skip *skipError
+	if !errors.As(err, &skip) || !strings.Contains(skip.reason, "npm install supergateway") {
+		t.Errorf("scenarioPeer without --peer = %v, want a skip that says how to install the peer", err)
+	}
 }
