@@ -110,14 +110,15 @@ func (fc *fastCall) commitLocked() {
 	fc.w.WriteHeader(http.StatusOK)
 }
 
-// yield gives the call back to the SDK's path, if nothing is written yet.
-func (fc *fastCall) yield() bool {
+// yield gives the call back to the SDK's path with its first round, if
+// nothing is written yet.
+func (fc *fastCall) yield(pending *handback) bool {
 	fc.mu.Lock()
 	defer fc.mu.Unlock()
 	if fc.committed || fc.done {
 		return false
 	}
-	fc.yielded = true
+	fc.yielded, fc.pending = true, pending
 	return true
 }
 
@@ -176,13 +177,7 @@ func (fc *fastCall) stop() {
 // instead of calling the upstream a second time.
 func yieldForInput(ctx context.Context, pending *handback) bool {
 	fc, _ := ctx.Value(fastCallKey{}).(*fastCall)
-	if fc == nil || !fc.yield() {
-		return false
-	}
-	fc.mu.Lock()
-	fc.pending = pending
-	fc.mu.Unlock()
-	return true
+	return fc != nil && fc.yield(pending)
 }
 
 // handback is a fast call's first round, given back to the SDK's path: the
@@ -279,7 +274,7 @@ func (g *Gateway) fastToolCall(w http.ResponseWriter, r *http.Request, ls *liveS
 	defer ls.end()
 	res, err := g.runFast(ctx, r, ss, p, e)
 	if errors.Is(err, errNeedsStream) {
-		fc.stop()
+		// Given back (yield): nothing was written, and no keep-alive will be.
 		fc.mu.Lock()
 		pending := fc.pending
 		fc.mu.Unlock()
@@ -380,7 +375,8 @@ func (g *Gateway) fastStatelessCall(w http.ResponseWriter, r *http.Request, msg 
 // of this file).
 func (g *Gateway) fastRoute(msg wireMessage) (fastParams, toolEntry, bool) {
 	var p fastParams
-	if exceedsDepth(msg.params, maxJSONDepth) || strictUnmarshal(msg.params, &p) != nil ||
+	// decodeWire has checked the message's nesting already.
+	if strictUnmarshal(msg.params, &p) != nil ||
 		p.InputResponses != nil || p.RequestState != nil || p.Name == "" {
 		return p, toolEntry{}, false
 	}
