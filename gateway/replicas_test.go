@@ -2,11 +2,13 @@ package gateway
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +19,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/mcpgw/gateway/sessionstore"
 	"github.com/mcpgw/gateway/sessionstore/redistest"
 )
 
@@ -129,7 +132,9 @@ func TestAnyReplicaServesAnySession(t *testing.T) {
 			t.Errorf("call %d through the balancer = %q, want %d", i, got, i*7)
 		}
 	}
-	// At most one Redis round trip per request, wherever it lands.
+	// At most one Redis round trip per request, wherever it lands; counted
+	// once the background writes of the set-up are over.
+	redisQuiet(t, rdb.Addr())
 	before, requestsBefore := redisCalls(t, rdb.Addr()), lb.requests()
 	const calls = 6
 	for i := range calls {
@@ -401,6 +406,26 @@ func redisCalls(t *testing.T, addr string) int {
 	return total
 }
 
+// redisQuiet returns once the Redis at addr has had no round trips for
+// 100ms: the list_changed notifications the SDK sends 10ms after a catalog
+// change, and their writes to the sessions' event logs, are over. Nothing
+// signals that nothing more is coming, so this one waits on time.
+func redisQuiet(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for n := redisCalls(t, addr); ; {
+		time.Sleep(100 * time.Millisecond)
+		m := redisCalls(t, addr)
+		if m == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Redis never went quiet: %d round trips in the last 100ms", m-n)
+		}
+		n = m
+	}
+}
+
 // sseEvent is one event of a text/event-stream.
 type sseEvent struct{ id, data string }
 
@@ -501,8 +526,22 @@ func TestLastEventIDOnAnotherReplica(t *testing.T) {
 	stream.Body.Close()
 
 	// Missed while the stream was closed; written to Redis by replica 0.
+	// The update reaches replica 0 on the upstream's own stream, after the
+	// call's answer reached replica 1: wait until replica 0 has stored it.
 	touch("b.txt")
-	rs[0].g.events.flush(context.Background(), func(streamKey) bool { return true })
+	for deadline := time.Now().Add(waitTimeout); ; time.Sleep(10 * time.Millisecond) {
+		rs[0].g.events.flush(context.Background(), func(streamKey) bool { return true })
+		stored, err := rs[0].g.events.log.After(context.Background(), sid, "", "0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.ContainsFunc(stored, func(e sessionstore.Event) bool { return bytes.Contains(e.Data, []byte("w+file:///b.txt")) }) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("replica 0 never stored the update for b.txt")
+		}
+	}
 
 	// Replica 0 dies; the client resumes on replica 1.
 	rs[0].srv.CloseClientConnections()

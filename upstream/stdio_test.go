@@ -183,7 +183,9 @@ func TestStdioStderrLogged(t *testing.T) {
 }
 
 func TestCloseStopsChildInStages(t *testing.T) {
-	const grace = 100 * time.Millisecond
+	// Each stage's grace must let the child print that it saw the stage,
+	// on a loaded machine too.
+	const grace = time.Second
 	for _, tc := range []struct {
 		mode      string
 		grace     time.Duration
@@ -429,7 +431,9 @@ func TestCrashLoopBacksOff(t *testing.T) {
 // LastError that says why, and keeps retrying.
 func TestConnectFailures(t *testing.T) {
 	mute := helperConfig("mute", "sleep") // never answers, ignores SIGTERM
-	mute.Timeout = 100 * time.Millisecond
+	// Long enough for the child (a race-built binary) to be ignoring
+	// SIGTERM before the handshake times out, on a loaded machine too.
+	mute.Timeout = time.Second
 	for _, tc := range []struct {
 		name     string
 		cfg      Config

@@ -61,7 +61,10 @@ type served struct {
 	cancel context.CancelFunc // SIGTERM, in effect
 	done   chan int           // the exit code
 	exited chan struct{}      // closed when run has returned
-	lines  chan string
+
+	mu    sync.Mutex
+	lines []string      // the log so far
+	grew  chan struct{} // closed when a line is added
 }
 
 // serveConfig writes cfg and runs the gateway on it until the test ends.
@@ -73,7 +76,7 @@ func serveConfig(t *testing.T, dir, cfg string, args ...string) (*served, string
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
-	s := &served{cancel: cancel, done: make(chan int, 1), exited: make(chan struct{}), lines: make(chan string, 1000)}
+	s := &served{cancel: cancel, done: make(chan int, 1), exited: make(chan struct{}), grew: make(chan struct{})}
 	go func() {
 		code := run(ctx, append([]string{"--config", path, "--listen", "127.0.0.1:0"}, args...), io.Discard, pw)
 		s.done <- code
@@ -83,10 +86,11 @@ func serveConfig(t *testing.T, dir, cfg string, args ...string) (*served, string
 	go func() {
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
-			select {
-			case s.lines <- sc.Text():
-			default:
-			}
+			s.mu.Lock()
+			s.lines = append(s.lines, sc.Text())
+			close(s.grew)
+			s.grew = make(chan struct{})
+			s.mu.Unlock()
 		}
 	}()
 	t.Cleanup(func() {
@@ -102,13 +106,17 @@ func serveConfig(t *testing.T, dir, cfg string, args ...string) (*served, string
 	return s, path
 }
 
-// waitLog returns the next log line that contains all of subs.
+// waitLog returns the first log line that contains all of subs, waiting
+// for it if need be. It searches the whole log: what the gateway logs does
+// not wait for the test to look.
 func (s *served) waitLog(t *testing.T, subs ...string) string {
 	t.Helper()
 	deadline := time.After(30 * time.Second)
 	for {
-		select {
-		case line := <-s.lines:
+		s.mu.Lock()
+		lines, grew := s.lines, s.grew
+		s.mu.Unlock()
+		for _, line := range lines {
 			ok := true
 			for _, sub := range subs {
 				ok = ok && strings.Contains(line, sub)
@@ -116,6 +124,9 @@ func (s *served) waitLog(t *testing.T, subs ...string) string {
 			if ok {
 				return line
 			}
+		}
+		select {
+		case <-grew:
 		case <-deadline:
 			t.Fatalf("no log line with %q", subs)
 		}
