@@ -18,6 +18,11 @@ package gateway
 //   - hands the retry's answer to the waiting upstream request, and goes on
 //     waiting for the next request or the call's result.
 //
+// A retry that lands on another replica than the one holding its call (a
+// plain load balancer in front of several) is forwarded there, as the
+// requests of a session go to its owner (replicas.go): the sealed state
+// names the holding replica and how to reach it.
+//
 // A held call ends, and is cancelled upstream, when its result is out, when
 // its client does not continue it within request_state.ttl, when the
 // client's stream closes while it waits (2026-07-28: that is cancellation),
@@ -26,9 +31,12 @@ package gateway
 // that has no session: for a stdio upstream, one child process per call.
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,6 +45,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/mcpgw/gateway/auth"
 	"github.com/mcpgw/gateway/upstream"
 )
 
@@ -149,6 +158,33 @@ func (hc *heldCalls) len() int {
 	hc.mu.Lock()
 	defer hc.mu.Unlock()
 	return len(hc.calls)
+}
+
+// forwardHeld forwards the retry of a call that another replica holds to
+// that replica, and reports whether it did. A state that does not open,
+// that belongs to another caller, or that names this replica or one that
+// cannot be reached is left to resume, which refuses it with the reason.
+// The holding replica checks the request and its token again.
+func (g *Gateway) forwardHeld(w http.ResponseWriter, r *http.Request, msg wireMessage) bool {
+	if r.Header.Get(headerForwarded) != "" || !bytes.Contains(msg.params, []byte(`"requestState"`)) {
+		return false
+	}
+	var p struct {
+		RequestState string `json:"requestState"`
+	}
+	if json.Unmarshal(msg.params, &p) != nil {
+		return false
+	}
+	_, sealed, ok := splitHeld(p.RequestState)
+	if !ok {
+		return false
+	}
+	st, err := g.states.unseal(sealed)
+	if err != nil || st.Held == "" || st.Replica == g.states.replica || st.Owner == "" ||
+		st.Principal != auth.PrincipalFromContext(r.Context()).Key() {
+		return false
+	}
+	return g.sessions.forward(w, r, st.Owner) == forwarded
 }
 
 // splitHeld splits a held call's requestState into the call id and the

@@ -59,6 +59,7 @@ type sealedState struct {
 	Replica   string `json:"r"`           // the replica that issued it
 	Upstream  string `json:"u,omitempty"` // the upstream's own requestState
 	Held      string `json:"h,omitempty"` // the held call it continues (held.go)
+	Owner     string `json:"o,omitempty"` // with Held: how other replicas reach Replica
 }
 
 // stateSealer seals and opens requestStates. All replicas of one deployment
@@ -67,6 +68,7 @@ type stateSealer struct {
 	aead    cipher.AEAD
 	ttl     time.Duration
 	replica string
+	owner   string // this replica's advertised URL, for held calls' states
 	now     func() time.Time
 }
 
@@ -98,6 +100,9 @@ func newStateSealer(key []byte, ttl time.Duration, replica string) (*stateSealer
 // seal returns the requestState for a client: base64url(nonce || sealed JSON).
 func (s *stateSealer) seal(principal string, digest []byte, upstreamState, held string) string {
 	st := sealedState{V: stateVersion, Principal: principal, Expires: s.now().Add(s.ttl).UnixMilli(), Digest: digest, Replica: s.replica, Upstream: upstreamState, Held: held}
+	if held != "" {
+		st.Owner = s.owner
+	}
 	plain, _ := json.Marshal(st)
 	nonce := make([]byte, s.aead.NonceSize(), s.aead.NonceSize()+len(plain)+s.aead.Overhead())
 	rand.Read(nonce)
@@ -115,6 +120,22 @@ var (
 // open checks a requestState from a retry against the caller and the
 // request, and returns what it carries.
 func (s *stateSealer) open(token, principal string, digest []byte) (*sealedState, error) {
+	st, err := s.unseal(token)
+	if err != nil {
+		return nil, err
+	}
+	if st.Principal != principal || string(st.Digest) != string(digest) {
+		return nil, errStateForeign
+	}
+	if s.now().UnixMilli() > st.Expires {
+		return nil, errStateExpired
+	}
+	return st, nil
+}
+
+// unseal returns what a requestState carries if this gateway sealed it,
+// without checking whose it is or whether it is still good.
+func (s *stateSealer) unseal(token string) (*sealedState, error) {
 	raw, err := base64.RawURLEncoding.DecodeString(token)
 	if err != nil || len(raw) < s.aead.NonceSize() {
 		return nil, errStateInvalid
@@ -127,12 +148,6 @@ func (s *stateSealer) open(token, principal string, digest []byte) (*sealedState
 	var st sealedState
 	if err := json.Unmarshal(plain, &st); err != nil || st.V != stateVersion {
 		return nil, errStateInvalid
-	}
-	if st.Principal != principal || string(st.Digest) != string(digest) {
-		return nil, errStateForeign
-	}
-	if s.now().UnixMilli() > st.Expires {
-		return nil, errStateExpired
 	}
 	return &st, nil
 }
@@ -188,8 +203,8 @@ func (g *Gateway) resume(req mcp.Request, state string, responses mcp.InputRespo
 		err = errStateInvalid
 	}
 	if err == nil && st.Held != "" && st.Replica != g.states.replica {
-		// Another replica holds the call (see issue: cross-replica forwarding).
-		err = fmt.Errorf("the call this requestState continues is held by replica %s, not this one", st.Replica)
+		// Another replica holds the call, and forwardHeld could not reach it.
+		err = fmt.Errorf("the call this requestState continues was held by replica %s, which cannot be reached", st.Replica)
 	}
 	if err != nil {
 		if isHeld {

@@ -85,6 +85,7 @@ func advertiseURL(configured string, addr net.Addr) string {
 // is known (see ReplicaConfig.AdvertiseURL). Call it before serving.
 func (g *Gateway) SetAdvertiseURL(addr net.Addr) {
 	g.advertise = advertiseURL(g.cfg.Replica.AdvertiseURL, addr)
+	g.states.owner = g.advertise
 }
 
 // storeFailed answers a request whose session could not be checked because

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"io"
 	"net"
 	"net/http"
@@ -34,11 +35,14 @@ type replica struct {
 func startReplicas(t *testing.T, n int, redisURL string, ups []UpstreamConfig) []*replica {
 	t.Helper()
 	prefix := "test:" + strings.ReplaceAll(t.Name(), "/", "_") + ":"
+	// One deployment, one request state key.
+	key := base64.StdEncoding.EncodeToString([]byte(strings.Repeat("k", 32)))
 	var out []*replica
 	for range n {
 		tg := startGateway(t, ups, func(c *Config, _ *Options) {
 			c.SessionStore.Type = "redis"
 			c.SessionStore.Redis = &RedisConfig{URL: redisURL, Prefix: prefix}
+			c.RequestState.Key = key
 		})
 		out = append(out, &replica{g: tg.g, srv: tg.srv})
 	}
@@ -554,5 +558,68 @@ func TestLastEventIDOnAnotherReplica(t *testing.T) {
 	got := recvUpdate(t, resumed, "the missed update")
 	if !strings.Contains(got.data, "w+file:///b.txt") {
 		t.Errorf("replayed event = %+v, want the update for b.txt (and not the one for a.txt before it)", got)
+	}
+}
+
+// A 2026-07-28 client has no session, so behind a plain balancer the retry
+// of a call held on one replica (a 2025-era upstream asking mid-call) lands
+// on any replica: it is forwarded to the one holding the call, which hands
+// the answer to the waiting upstream. A holder that is gone makes the retry
+// fail with a clear error.
+func TestHeldCallAcrossReplicas(t *testing.T) {
+	rdb := redistest.Start(t)
+	url := startSDKServer(t, askServer(), false)
+	rs := startReplicas(t, 2, rdb.URL(), []UpstreamConfig{{Name: "ask", Transport: TransportStreamableHTTP, URL: url, Sharing: SharingPerSession}})
+	for _, r := range rs {
+		connect(t, r.srv.URL+PathMCP, "streamable", "2025-11-25").waitTools(t, "ask up", hasAll("ask__elicit"))
+	}
+	ctx := callCtx(t)
+	first := modernClient(t, rs[0].srv.URL+PathMCP, true, nil, nil)
+	second := modernClient(t, rs[1].srv.URL+PathMCP, true, nil, nil)
+	ask := func() (state, key string) {
+		t.Helper()
+		res, err := first.CallTool(ctx, &mcp.CallToolParams{Name: "ask__elicit"})
+		if err != nil || !res.NeedsInput() || len(res.InputRequests) != 1 || !strings.HasPrefix(res.RequestState, heldPrefix) {
+			t.Fatalf("ask__elicit on replica 0: %v, %+v; want one input request and a held state", err, res)
+		}
+		for k := range res.InputRequests {
+			key = k
+		}
+		return res.RequestState, key
+	}
+
+	state, key := ask()
+	res, err := second.CallTool(ctx, &mcp.CallToolParams{Name: "ask__elicit", RequestState: state,
+		InputResponses: mcp.InputResponseMap{key: &mcp.ElicitResult{Action: "accept", Content: map[string]any{"name": "zed"}}}})
+	if err != nil {
+		t.Fatalf("the retry on replica 1: %v", err)
+	}
+	if got := contentText(res.Content); res.NeedsInput() || got != "accept zed" {
+		t.Errorf("the retry on replica 1 = %q (NeedsInput=%v), want %q from the call held on replica 0", got, res.NeedsInput(), "accept zed")
+	}
+	if n := rs[1].g.held.len(); n != 0 {
+		t.Errorf("replica 1 holds %d calls, want none: the retry belongs to replica 0", n)
+	}
+
+	// The go-sdk client's own loop, through a round-robin balancer: each
+	// retry lands on the other replica.
+	lb := newBalancer(rs)
+	auto := modernClient(t, rs[0].srv.URL+PathMCP, false, &http.Client{Transport: lb}, func(*mcp.ElicitParams) *mcp.ElicitResult {
+		return &mcp.ElicitResult{Action: "accept", Content: map[string]any{"name": "Grace"}}
+	})
+	for i := range 2 {
+		if got := callText(t, auto, "ask__elicit", nil); got != "accept Grace" {
+			t.Errorf("ask__elicit #%d through the balancer = %q, want %q", i, got, "accept Grace")
+		}
+	}
+
+	// The replica holding the call dies: the retry elsewhere fails, saying why.
+	state, key = ask()
+	rs[0].srv.CloseClientConnections()
+	rs[0].srv.Listener.Close()
+	_, err = second.CallTool(ctx, &mcp.CallToolParams{Name: "ask__elicit", RequestState: state,
+		InputResponses: mcp.InputResponseMap{key: &mcp.ElicitResult{Action: "accept", Content: map[string]any{"name": "zed"}}}})
+	if code, msg := rpcError(t, err); code != -32602 || !strings.Contains(msg, "cannot be reached") || !strings.Contains(msg, "call again without inputResponses and requestState") {
+		t.Errorf("a retry whose replica is gone: %d %q, want -32602 saying the holder cannot be reached and what to do", code, msg)
 	}
 }

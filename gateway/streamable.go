@@ -93,7 +93,7 @@ func (g *Gateway) postMCP(w http.ResponseWriter, r *http.Request) {
 
 	sid := r.Header.Get(headerSessionID)
 	if sid == "" && isStateless(version, msgs) {
-		if !isBatch && g.fastStatelessCall(w, r, msgs[0], version) {
+		if !isBatch && (g.forwardHeld(w, r, msgs[0]) || g.fastStatelessCall(w, r, msgs[0], version)) {
 			return
 		}
 		// The SDK's stateless handler answers version problems itself, in
