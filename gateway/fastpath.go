@@ -22,7 +22,11 @@ package gateway
 // 2025-era session a call still running at the first keep-alive interval
 // gets an SSE stream with keep-alive comments and then the response
 // instead; a 2026-07-28 call gets nothing until its answer, as from the
-// SDK, so that a protocol-level error keeps its HTTP status.
+// SDK, so that a protocol-level error keeps its HTTP status. With Redis
+// (where the SDK's streams are resumable) that stream is resumable too: a
+// priming event, ids, the response kept in the event store; a GET with
+// Last-Event-ID takes the stream over while the call runs, and the SDK's
+// path replays the response once it has ended.
 // notifications/cancelled for a fast call on a session cancels it; a
 // 2026-07-28 client cancels by closing the connection.
 //
@@ -48,6 +52,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"math"
@@ -75,13 +80,16 @@ type fastCallKey struct{}
 type fastCall struct {
 	w        http.ResponseWriter
 	interval time.Duration
+	resume   *fastResume // nil: the stream's events have no ids
 
-	mu        sync.Mutex
-	timer     *time.Timer
-	committed bool      // the SSE headers are written
-	yielded   bool      // given back to the SDK's path
-	pending   *handback // the first round, when given back
-	done      bool
+	mu          sync.Mutex
+	timer       *time.Timer
+	committed   bool      // the SSE headers are written
+	yielded     bool      // given back to the SDK's path
+	pending     *handback // the first round, when given back
+	done        bool
+	ended       chan struct{} // with resume: closed by stop, when nothing more is written
+	endedClosed bool
 }
 
 // tick sends a keep-alive comment, committing the stream first.
@@ -108,6 +116,45 @@ func (fc *fastCall) commitLocked() {
 	h.Set("Cache-Control", "no-cache, no-transform")
 	h.Set("Content-Type", "text/event-stream")
 	fc.w.WriteHeader(http.StatusOK)
+	if fc.resume != nil {
+		fc.resume.open(fc.w)
+	}
+}
+
+// fastResume makes a fast call's stream resumable as the SDK's are: its
+// events have ids and are stored in the session's event store, so that a
+// client that loses the stream gets the response with a GET and
+// Last-Event-ID (the SDK's path replays any stream the store holds). A
+// response sent as a JSON body needs none of this: it is one write.
+type fastResume struct {
+	ctx     context.Context
+	store   mcp.EventStore
+	session string
+	prime   bool   // the revision has priming events (2025-11-25 on)
+	stream  string // fastStreamPrefix + random
+	last    int    // the index of the last event sent; -1 before the first
+}
+
+// fastStreamPrefix starts the ids of fast calls' streams; the SDK's own are
+// rand.Text too, which has no lower case.
+const fastStreamPrefix = "f"
+
+// open starts the stream and, where the revision has them, sends a priming
+// event that gives the client an id to resume from.
+func (fr *fastResume) open(w http.ResponseWriter) {
+	if !fr.prime {
+		return
+	}
+	fr.store.Append(fr.ctx, fr.session, fr.stream, nil)
+	fr.last++
+	w.Write([]byte("event: prime\nid: " + fr.stream + "_" + strconv.Itoa(fr.last) + "\n\n"))
+}
+
+// event stores msg as the stream's next event and returns its id.
+func (fr *fastResume) event(msg []byte) string {
+	fr.store.Append(fr.ctx, fr.session, fr.stream, msg)
+	fr.last++
+	return fr.stream + "_" + strconv.Itoa(fr.last)
 }
 
 // yield gives the call back to the SDK's path with its first round, if
@@ -122,9 +169,13 @@ func (fc *fastCall) yield(pending *handback) bool {
 	return true
 }
 
-// newFastCall starts the keep-alive timer of a fast call's response.
-func newFastCall(w http.ResponseWriter, interval time.Duration) *fastCall {
-	fc := &fastCall{w: w, interval: interval}
+// newFastCall starts the keep-alive timer of a fast call's response;
+// resume, if not nil, makes its stream resumable.
+func newFastCall(w http.ResponseWriter, interval time.Duration, resume *fastResume) *fastCall {
+	fc := &fastCall{w: w, interval: interval, resume: resume}
+	if resume != nil {
+		fc.ended = make(chan struct{})
+	}
 	if interval > 0 {
 		fc.mu.Lock()
 		fc.timer = time.AfterFunc(interval, fc.tick)
@@ -153,14 +204,19 @@ func (fc *fastCall) finish(msg []byte, status int) {
 		return
 	}
 	var b bytes.Buffer
-	b.Grow(len(msg) + 24)
-	b.WriteString("event: message\ndata: ")
+	b.Grow(len(msg) + 64)
+	b.WriteString("event: message\n")
+	if fc.resume != nil {
+		b.WriteString("id: " + fc.resume.event(msg) + "\n")
+	}
+	b.WriteString("data: ")
 	b.Write(msg)
 	b.WriteString("\n\n")
 	fc.w.Write(b.Bytes())
 }
 
-// stop ends the keep-alives without writing (the call was given back).
+// stop ends the keep-alives without writing (the call was given back, or
+// has finished).
 func (fc *fastCall) stop() {
 	fc.mu.Lock()
 	defer fc.mu.Unlock()
@@ -168,6 +224,71 @@ func (fc *fastCall) stop() {
 	if fc.timer != nil {
 		fc.timer.Stop()
 	}
+	if fc.ended != nil && !fc.endedClosed {
+		close(fc.ended)
+		fc.endedClosed = true
+	}
+}
+
+// reattach moves a running call's stream to w, a GET that resumes it after
+// its only event so far (the priming one): the keep-alives and the
+// response go there from now on. It reports false if the call has ended
+// (the SDK's path then replays the response from the store) or the event
+// is not the stream's last.
+func (fc *fastCall) reattach(w http.ResponseWriter, index int) bool {
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	if fc.done || !fc.committed || fc.resume == nil || index != fc.resume.last {
+		return false
+	}
+	fc.w = w
+	if fc.timer != nil {
+		fc.timer.Reset(fc.interval) // a keep-alive to the lost stream may have failed and stopped them
+	}
+	h := w.Header()
+	h.Set("Cache-Control", "no-cache, no-transform")
+	h.Set("Content-Type", "text/event-stream")
+	w.WriteHeader(http.StatusOK)
+	http.NewResponseController(w).Flush()
+	return true
+}
+
+// detach stops writing to w, a GET that resumed the stream and is gone,
+// before its handler returns.
+func (fc *fastCall) detach(w http.ResponseWriter) {
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	if fc.w == w {
+		fc.w = &discardWriter{header: http.Header{}}
+	}
+}
+
+// resumeFast serves a GET with Last-Event-ID that resumes the stream of a
+// fast call still running on this session: the stream goes on, on this
+// request, until the response is out or the client goes. It reports false
+// for any other GET, which the SDK's path serves: the SDK knows nothing of
+// fast calls' streams, but replays what they stored once they have ended.
+func (ls *liveSession) resumeFast(w http.ResponseWriter, r *http.Request) bool {
+	stream, idx, ok := strings.Cut(r.Header.Get("Last-Event-ID"), "_")
+	if !ok || !strings.HasPrefix(stream, fastStreamPrefix) {
+		return false
+	}
+	index, err := strconv.Atoi(idx)
+	if err != nil {
+		return false
+	}
+	ls.mu.Lock()
+	fc := ls.fastStreams[stream]
+	ls.mu.Unlock()
+	if fc == nil || !fc.reattach(w, index) {
+		return false
+	}
+	select {
+	case <-fc.ended:
+	case <-r.Context().Done():
+		fc.detach(w)
+	}
+	return true
 }
 
 // yieldForInput is called where a call needs the client to answer input on
@@ -267,8 +388,26 @@ func (g *Gateway) fastToolCall(w http.ResponseWriter, r *http.Request, ls *liveS
 		return true
 	}
 	defer forget()
-	fc := newFastCall(w, g.opts.KeepAlive)
+	var resume *fastResume
+	if store := g.eventStore(); store != nil {
+		resume = &fastResume{ctx: ctx, store: store, session: ls.id, prime: ip.ProtocolVersion >= version20251125,
+			stream: fastStreamPrefix + rand.Text(), last: -1}
+	}
+	fc := newFastCall(w, g.opts.KeepAlive, resume)
 	defer fc.stop()
+	if resume != nil {
+		ls.mu.Lock()
+		if ls.fastStreams == nil {
+			ls.fastStreams = map[string]*fastCall{}
+		}
+		ls.fastStreams[fc.resume.stream] = fc
+		ls.mu.Unlock()
+		defer func() {
+			ls.mu.Lock()
+			delete(ls.fastStreams, fc.resume.stream)
+			ls.mu.Unlock()
+		}()
+	}
 	ctx = context.WithValue(ctx, fastCallKey{}, fc)
 	ls.begin()
 	defer ls.end()
@@ -333,7 +472,7 @@ func (g *Gateway) fastStatelessCall(w http.ResponseWriter, r *http.Request, msg 
 	p.Meta[mcp.MetaKeyClientCapabilities] = &normalized
 	// As the SDK's stateless handler: nothing is written until the answer
 	// (no keep-alives), so that a protocol-level error keeps its status.
-	fc := newFastCall(w, 0)
+	fc := newFastCall(w, 0, nil)
 	defer fc.stop()
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()

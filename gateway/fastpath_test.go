@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpgw/gateway/sessionstore/redistest"
 )
 
 // postCall sends one raw tools/call body on session sid and returns the
@@ -96,17 +98,7 @@ func TestFastCallAnswersJSON(t *testing.T) {
 func TestFastCallKeepsAliveAndAnswers(t *testing.T) {
 	release := make(chan struct{})
 	started := make(chan struct{}, 1)
-	s := mcp.NewServer(&mcp.Implementation{Name: "slow", Version: "1"}, nil)
-	s.AddTool(&mcp.Tool{Name: "wait", InputSchema: map[string]any{"type": "object"}}, func(ctx context.Context, _ *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-		started <- struct{}{}
-		select {
-		case <-release:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "done <ok>"}}}, nil
-	})
-	url := startSDKServer(t, s, false)
+	url := startSDKServer(t, waitServer(release, started), false)
 	tg := startGateway(t, []UpstreamConfig{{Name: "s", Transport: TransportStreamableHTTP, URL: url}}, func(_ *Config, o *Options) {
 		o.KeepAlive = 20 * time.Millisecond
 	})
@@ -149,6 +141,93 @@ func TestFastCallKeepsAliveAndAnswers(t *testing.T) {
 	if _, err := cs.ListTools(callCtx(t), nil); err != nil {
 		t.Errorf("tools/list after a fast call: %v", err)
 	}
+}
+
+// waitServer's tool "wait" tells started that a call began, and answers
+// "done <ok>" when release lets it.
+func waitServer(release <-chan struct{}, started chan<- struct{}) *mcp.Server {
+	s := mcp.NewServer(&mcp.Implementation{Name: "slow", Version: "1"}, nil)
+	s.AddTool(&mcp.Tool{Name: "wait", InputSchema: map[string]any{"type": "object"}}, func(ctx context.Context, _ *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		started <- struct{}{}
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "done <ok>"}}}, nil
+	})
+	return s
+}
+
+// With Redis, where the SDK's streams are resumable, so is the stream of a
+// fast call that outlives the keep-alive interval: it has a priming event,
+// and a client that loses it resumes with GET and Last-Event-ID, while the
+// call runs (the stream goes on there) or after it ended (the response is
+// replayed from the store).
+func TestFastCallStreamResumes(t *testing.T) {
+	rdb := redistest.Start(t)
+	release := make(chan struct{})
+	started := make(chan struct{}, 2)
+	url := startSDKServer(t, waitServer(release, started), false)
+	tg := startGateway(t, []UpstreamConfig{{Name: "s", Transport: TransportStreamableHTTP, URL: url}}, func(c *Config, o *Options) {
+		c.SessionStore.Type = "redis"
+		c.SessionStore.Redis = &RedisConfig{URL: rdb.URL(), Prefix: "test:" + t.Name() + ":"}
+		o.KeepAlive = 20 * time.Millisecond
+	})
+	cs := connect(t, tg.mcpURL(), "streamable", "2025-11-25")
+	cs.waitTools(t, "s up", hasAll("s__wait"))
+
+	// lose posts a call, reads its stream up to the priming event, and
+	// drops the connection.
+	lose := func(id string) (primeID string) {
+		t.Helper()
+		resp := postCall(t, tg.mcpURL(), cs.ID(), "2025-11-25", `{"jsonrpc":"2.0","id":"`+id+`","method":"tools/call","params":{"name":"s__wait","arguments":{}}}`)
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+			t.Fatalf("response: %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+		recvTimeout(t, started, "the call to reach the upstream")
+		sc := bufio.NewScanner(resp.Body)
+		for primeID == "" && sc.Scan() {
+			if id, ok := strings.CutPrefix(sc.Text(), "id: "); ok {
+				primeID = id
+			}
+		}
+		resp.Body.Close()
+		if primeID == "" {
+			t.Fatal("no priming event id on the stream")
+		}
+		return primeID
+	}
+	answer := func(ev sseEvent, primeID, id string) {
+		t.Helper()
+		stream, _, _ := strings.Cut(primeID, "_")
+		if ev.id != stream+"_1" || !strings.Contains(ev.data, `"id":"`+id+`"`) || !strings.Contains(ev.data, "done \\u003cok\\u003e") {
+			t.Errorf("resumed stream's event = %+v, want the answer to %s with id %s_1", ev, id, stream)
+		}
+	}
+
+	// Resumed while the call runs.
+	primeID := lose("call-1")
+	events, stream := openStream(t, callCtx(t), tg.mcpURL(), cs.ID(), primeID)
+	defer stream.Body.Close()
+	release <- struct{}{}
+	answer(recvTimeout(t, events, "the answer on the resumed stream"), primeID, "call-1")
+
+	// Resumed after the call ended.
+	primeID = lose("call-2")
+	release <- struct{}{}
+	streamID, _, _ := strings.Cut(primeID, "_")
+	for deadline := time.Now().Add(waitTimeout); ; time.Sleep(10 * time.Millisecond) {
+		if stored, _ := tg.g.events.local.After(context.Background(), cs.ID(), streamID, "1"); len(stored) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the answer to call-2 was never stored")
+		}
+	}
+	events, stream = openStream(t, callCtx(t), tg.mcpURL(), cs.ID(), primeID)
+	defer stream.Body.Close()
+	answer(recvTimeout(t, events, "the replayed answer"), primeID, "call-2")
 }
 
 // Errors on the fast path are the JSON-RPC errors of the SDK's: an

@@ -470,7 +470,8 @@ func openStream(t *testing.T, ctx context.Context, url, sid, lastID string) (<-c
 		t.Fatal(err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET stream: %d", resp.StatusCode)
+		body, _ := io.ReadAll(resp.Body)
+		t.Fatalf("GET stream: %d %s", resp.StatusCode, body)
 	}
 	ch := make(chan sseEvent, 10)
 	go readEvents(resp.Body, ch)

@@ -49,6 +49,7 @@ const (
 	headerSessionID       = "Mcp-Session-Id"
 	headerProtocolVersion = "Mcp-Protocol-Version"
 	version20250618       = "2025-06-18"
+	version20251125       = "2025-11-25"
 	version20260728       = "2026-07-28"
 )
 
@@ -250,7 +251,7 @@ func (g *Gateway) getMCP(w http.ResponseWriter, r *http.Request) {
 		writeRPCError(w, http.StatusMethodNotAllowed, jsonrpc.CodeInvalidRequest, "GET needs an Mcp-Session-Id header")
 		return
 	}
-	if ls := g.sessions.find(w, r, sid); ls != nil {
+	if ls := g.sessions.find(w, r, sid); ls != nil && !ls.resumeFast(w, r) {
 		ls.serve(w, r)
 	}
 }
@@ -291,16 +292,17 @@ type liveSession struct {
 	ended   chan struct{} // closed when the session has ended and is forgotten
 	created time.Time
 
-	mu       sync.Mutex         // guards the fields below
-	session  *mcp.ServerSession // nil until connected
-	closing  bool               // close was called, or the session ended
-	keep     bool               // dropped from this replica only: its record stays for another
-	active   int                // requests in flight; the idle timer runs at zero
-	idle     *time.Timer
-	ups      map[*mount]*upstream.Upstream // per-session upstream connections
-	logLevel mcp.LoggingLevel              // as the client set it
-	fast     map[string]context.CancelFunc // fast calls in flight, by JSON-RPC id (fastpath.go)
-	handback *handback                     // a fast call's first round, given back to the SDK's path
+	mu          sync.Mutex         // guards the fields below
+	session     *mcp.ServerSession // nil until connected
+	closing     bool               // close was called, or the session ended
+	keep        bool               // dropped from this replica only: its record stays for another
+	active      int                // requests in flight; the idle timer runs at zero
+	idle        *time.Timer
+	ups         map[*mount]*upstream.Upstream // per-session upstream connections
+	logLevel    mcp.LoggingLevel              // as the client set it
+	fast        map[string]context.CancelFunc // fast calls in flight, by JSON-RPC id (fastpath.go)
+	fastStreams map[string]*fastCall          // fast calls in flight whose streams can be resumed, by stream id
+	handback    *handback                     // a fast call's first round, given back to the SDK's path
 }
 
 func newSessions(g *Gateway) *sessions {
