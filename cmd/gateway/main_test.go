@@ -77,7 +77,9 @@ func TestServeAndShutdown(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", demo, "../demo").CombinedOutput(); err != nil {
 		t.Fatalf("building demo: %v\n%s", err, out)
 	}
-	marker := "demo-" + strings.ReplaceAll(t.Name(), "/", "-")
+	// The marker holds this process's id: the same test running in another
+	// test process (parallel `go test` runs) has a live child of its own.
+	marker := childMarker(t, "demo")
 	cfg := filepath.Join(dir, "gateway.yaml")
 	os.WriteFile(cfg, []byte(`
 listen: 127.0.0.1:1
@@ -147,13 +149,15 @@ upstreams:
 	}
 }
 
-// childRunning reports whether a process whose command line holds marker
-// is alive (zombies do not count).
+// childRunning reports whether a process with marker as one of its
+// arguments is alive (zombies do not count). The whole argument must match:
+// the marker of test process 123 is a prefix of that of test process 1234.
 func childRunning(marker string) bool {
+	arg := []byte("\x00" + marker + "\x00")
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil || !bytes.Contains(cmdline, []byte(marker)) {
+		if err != nil || !bytes.Contains(cmdline, arg) {
 			continue
 		}
 		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
