@@ -78,18 +78,33 @@ type fastCallKey struct{}
 // fastCall is the response of one fast call: nothing is written until the
 // result is ready, or the keep-alive interval passes, whichever is first.
 type fastCall struct {
-	w        http.ResponseWriter
 	interval time.Duration
 	resume   *fastResume // nil: the stream's events have no ids
 
 	mu          sync.Mutex
+	w           http.ResponseWriter // where the stream goes: the POST's, or a GET's that resumed it
 	timer       *time.Timer
-	committed   bool      // the SSE headers are written
-	yielded     bool      // given back to the SDK's path
-	pending     *handback // the first round, when given back
-	done        bool
-	ended       chan struct{} // with resume: closed by stop, when nothing more is written
+	committed   bool          // the SSE headers are written
+	yielded     bool          // given back to the SDK's path
+	pending     *handback     // the first round, when given back
+	done        bool          // the response is out (or given back): nothing more is written
+	ended       chan struct{} // with resume: closed by stop, once nothing more is written
 	endedClosed bool
+}
+
+// newFastCall starts the keep-alive timer of a fast call's response;
+// resume, if not nil, makes its stream resumable.
+func newFastCall(w http.ResponseWriter, interval time.Duration, resume *fastResume) *fastCall {
+	fc := &fastCall{w: w, interval: interval, resume: resume}
+	if resume != nil {
+		fc.ended = make(chan struct{})
+	}
+	if interval > 0 {
+		fc.mu.Lock()
+		fc.timer = time.AfterFunc(interval, fc.tick)
+		fc.mu.Unlock()
+	}
+	return fc
 }
 
 // tick sends a keep-alive comment, committing the stream first.
@@ -117,44 +132,8 @@ func (fc *fastCall) commitLocked() {
 	h.Set("Content-Type", "text/event-stream")
 	fc.w.WriteHeader(http.StatusOK)
 	if fc.resume != nil {
-		fc.resume.open(fc.w)
+		fc.resume.open(fc)
 	}
-}
-
-// fastResume makes a fast call's stream resumable as the SDK's are: its
-// events have ids and are stored in the session's event store, so that a
-// client that loses the stream gets the response with a GET and
-// Last-Event-ID (the SDK's path replays any stream the store holds). A
-// response sent as a JSON body needs none of this: it is one write.
-type fastResume struct {
-	ctx     context.Context
-	store   mcp.EventStore
-	session string
-	prime   bool   // the revision has priming events (2025-11-25 on)
-	stream  string // fastStreamPrefix + random
-	last    int    // the index of the last event sent; -1 before the first
-}
-
-// fastStreamPrefix starts the ids of fast calls' streams; the SDK's own are
-// rand.Text too, which has no lower case.
-const fastStreamPrefix = "f"
-
-// open starts the stream and, where the revision has them, sends a priming
-// event that gives the client an id to resume from.
-func (fr *fastResume) open(w http.ResponseWriter) {
-	if !fr.prime {
-		return
-	}
-	fr.store.Append(fr.ctx, fr.session, fr.stream, nil)
-	fr.last++
-	w.Write([]byte("event: prime\nid: " + fr.stream + "_" + strconv.Itoa(fr.last) + "\n\n"))
-}
-
-// event stores msg as the stream's next event and returns its id.
-func (fr *fastResume) event(msg []byte) string {
-	fr.store.Append(fr.ctx, fr.session, fr.stream, msg)
-	fr.last++
-	return fr.stream + "_" + strconv.Itoa(fr.last)
 }
 
 // yield gives the call back to the SDK's path with its first round, if
@@ -169,33 +148,20 @@ func (fc *fastCall) yield(pending *handback) bool {
 	return true
 }
 
-// newFastCall starts the keep-alive timer of a fast call's response;
-// resume, if not nil, makes its stream resumable.
-func newFastCall(w http.ResponseWriter, interval time.Duration, resume *fastResume) *fastCall {
-	fc := &fastCall{w: w, interval: interval, resume: resume}
-	if resume != nil {
-		fc.ended = make(chan struct{})
-	}
-	if interval > 0 {
-		fc.mu.Lock()
-		fc.timer = time.AfterFunc(interval, fc.tick)
-		fc.mu.Unlock()
-	}
-	return fc
-}
-
 // finish writes the response: as a JSON body with status if nothing is
 // written yet (the call sends the client nothing else), else as the
-// stream's event. Either way it goes out when the handler returns, in one
-// write.
+// stream's event, in one write. The event is written without the lock, so
+// that a write blocked on a lost connection holds up no GET that resumes
+// the stream: such a GET finds the call done and gets the response from
+// the store.
 func (fc *fastCall) finish(msg []byte, status int) {
 	fc.mu.Lock()
-	defer fc.mu.Unlock()
 	fc.done = true
 	if fc.timer != nil {
 		fc.timer.Stop()
 	}
 	if !fc.committed {
+		defer fc.mu.Unlock()
 		h := fc.w.Header()
 		h.Set("Content-Type", "application/json")
 		h.Set("Content-Length", strconv.Itoa(len(msg)))
@@ -212,11 +178,13 @@ func (fc *fastCall) finish(msg []byte, status int) {
 	b.WriteString("data: ")
 	b.Write(msg)
 	b.WriteString("\n\n")
-	fc.w.Write(b.Bytes())
+	w := fc.w
+	fc.mu.Unlock()
+	w.Write(b.Bytes())
 }
 
 // stop ends the keep-alives without writing (the call was given back, or
-// has finished).
+// its response is out); a GET that resumed the stream may return.
 func (fc *fastCall) stop() {
 	fc.mu.Lock()
 	defer fc.mu.Unlock()
@@ -224,17 +192,76 @@ func (fc *fastCall) stop() {
 	if fc.timer != nil {
 		fc.timer.Stop()
 	}
+	if fc.resume != nil {
+		fc.resume.close()
+	}
 	if fc.ended != nil && !fc.endedClosed {
 		close(fc.ended)
 		fc.endedClosed = true
 	}
 }
 
+// fastResume makes a fast call's stream resumable as the SDK's are: its
+// events have ids and are stored in the session's event store, so that a
+// client that loses the stream gets the response with a GET and
+// Last-Event-ID (the SDK's path replays any stream the store holds). A
+// response sent as a JSON body needs none of this: it is one write.
+type fastResume struct {
+	ctx    context.Context
+	store  mcp.EventStore
+	ls     *liveSession
+	prime  bool   // the revision has priming events (2025-11-25 on)
+	stream string // set when the stream opens: fastStreamPrefix + random
+	last   int    // the index of the last event sent; -1 before the first
+}
+
+// fastStreamPrefix starts the ids of fast calls' streams; the SDK's own are
+// rand.Text too, which has no lower case.
+const fastStreamPrefix = "f"
+
+// open starts the stream of fc (whose lock is held): an id, a place among
+// the session's resumable streams and, where the revision has them, a
+// priming event that gives the client an id to resume from, as the SDK
+// writes it.
+func (fr *fastResume) open(fc *fastCall) {
+	fr.stream, fr.last = fastStreamPrefix+rand.Text(), -1
+	fr.ls.mu.Lock()
+	if fr.ls.fastStreams == nil {
+		fr.ls.fastStreams = map[string]*fastCall{}
+	}
+	fr.ls.fastStreams[fr.stream] = fc
+	fr.ls.mu.Unlock()
+	if !fr.prime {
+		return
+	}
+	fr.store.Append(fr.ctx, fr.ls.id, fr.stream, nil)
+	fr.last++
+	fc.w.Write([]byte("event: prime\nid: " + fr.stream + "_" + strconv.Itoa(fr.last) + "\ndata: \n\n"))
+}
+
+// event stores msg as the stream's next event and returns its id.
+func (fr *fastResume) event(msg []byte) string {
+	fr.store.Append(fr.ctx, fr.ls.id, fr.stream, msg)
+	fr.last++
+	return fr.stream + "_" + strconv.Itoa(fr.last)
+}
+
+// close takes the stream out of the session's resumable ones: from now on
+// a GET for it is the SDK's, which replays what the store holds.
+func (fr *fastResume) close() {
+	if fr.stream == "" {
+		return
+	}
+	fr.ls.mu.Lock()
+	delete(fr.ls.fastStreams, fr.stream)
+	fr.ls.mu.Unlock()
+}
+
 // reattach moves a running call's stream to w, a GET that resumes it after
-// its only event so far (the priming one): the keep-alives and the
-// response go there from now on. It reports false if the call has ended
-// (the SDK's path then replays the response from the store) or the event
-// is not the stream's last.
+// its last event so far (the priming one): the keep-alives and the
+// response go there from now on. It reports false if the call is done (the
+// SDK's path then replays the response from the store) or the event is
+// not the stream's last.
 func (fc *fastCall) reattach(w http.ResponseWriter, index int) bool {
 	fc.mu.Lock()
 	defer fc.mu.Unlock()
@@ -253,14 +280,19 @@ func (fc *fastCall) reattach(w http.ResponseWriter, index int) bool {
 	return true
 }
 
-// detach stops writing to w, a GET that resumed the stream and is gone,
-// before its handler returns.
-func (fc *fastCall) detach(w http.ResponseWriter) {
+// detach stops writing to w, a GET that resumed the stream and is gone. It
+// reports false if the response is being written to it: the GET's handler
+// must then wait for the write (to a closed connection: it fails at once).
+func (fc *fastCall) detach(w http.ResponseWriter) bool {
 	fc.mu.Lock()
 	defer fc.mu.Unlock()
+	if fc.done {
+		return fc.w != w
+	}
 	if fc.w == w {
 		fc.w = &discardWriter{header: http.Header{}}
 	}
+	return true
 }
 
 // resumeFast serves a GET with Last-Event-ID that resumes the stream of a
@@ -274,7 +306,7 @@ func (ls *liveSession) resumeFast(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	index, err := strconv.Atoi(idx)
-	if err != nil {
+	if err != nil || index < 0 {
 		return false
 	}
 	ls.mu.Lock()
@@ -286,7 +318,9 @@ func (ls *liveSession) resumeFast(w http.ResponseWriter, r *http.Request) bool {
 	select {
 	case <-fc.ended:
 	case <-r.Context().Done():
-		fc.detach(w)
+		if !fc.detach(w) {
+			<-fc.ended
+		}
 	}
 	return true
 }
@@ -390,24 +424,10 @@ func (g *Gateway) fastToolCall(w http.ResponseWriter, r *http.Request, ls *liveS
 	defer forget()
 	var resume *fastResume
 	if store := g.eventStore(); store != nil {
-		resume = &fastResume{ctx: ctx, store: store, session: ls.id, prime: ip.ProtocolVersion >= version20251125,
-			stream: fastStreamPrefix + rand.Text(), last: -1}
+		resume = &fastResume{ctx: ctx, store: store, ls: ls, prime: ip.ProtocolVersion >= version20251125}
 	}
 	fc := newFastCall(w, g.opts.KeepAlive, resume)
 	defer fc.stop()
-	if resume != nil {
-		ls.mu.Lock()
-		if ls.fastStreams == nil {
-			ls.fastStreams = map[string]*fastCall{}
-		}
-		ls.fastStreams[fc.resume.stream] = fc
-		ls.mu.Unlock()
-		defer func() {
-			ls.mu.Lock()
-			delete(ls.fastStreams, fc.resume.stream)
-			ls.mu.Unlock()
-		}()
-	}
 	ctx = context.WithValue(ctx, fastCallKey{}, fc)
 	ls.begin()
 	defer ls.end()

@@ -159,75 +159,130 @@ func waitServer(release <-chan struct{}, started chan<- struct{}) *mcp.Server {
 	return s
 }
 
+// sseFrame is one event of a stream as written (comments left out).
+type sseFrame struct {
+	event, index, data string
+	hasData            bool
+}
+
+// readFrame reads the next event of a stream.
+func readFrame(t *testing.T, sc *bufio.Scanner) sseFrame {
+	t.Helper()
+	var f sseFrame
+	fields := false
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "":
+			if fields {
+				return f
+			}
+		case strings.HasPrefix(line, ":"):
+		case strings.HasPrefix(line, "event: "):
+			f.event, fields = line[len("event: "):], true
+		case strings.HasPrefix(line, "id: "):
+			f.index, fields = line[len("id: "):], true
+		case strings.HasPrefix(line, "data: "):
+			f.data, f.hasData, fields = line[len("data: "):], true, true
+		}
+	}
+	t.Fatalf("the stream ended before an event (%v)", sc.Err())
+	return f
+}
+
 // With Redis, where the SDK's streams are resumable, so is the stream of a
-// fast call that outlives the keep-alive interval: it has a priming event,
-// and a client that loses it resumes with GET and Last-Event-ID, while the
-// call runs (the stream goes on there) or after it ended (the response is
-// replayed from the store).
+// fast call that outlives the keep-alive interval: a priming event as the
+// SDK writes them (an id and an empty data field), then the response with
+// the next id. A client that loses the stream resumes it with GET and
+// Last-Event-ID, while the call runs (the stream goes on there) or after it
+// ended (the response is replayed from the store).
+//
+// (The SDK's own path sends no priming event here: the SDK learns a
+// request's revision from a context key that only its own HTTP handler
+// sets, and the gateway serves sessions with the SDK's transport, not that
+// handler. Its events have ids from the first message on.)
 func TestFastCallStreamResumes(t *testing.T) {
 	rdb := redistest.Start(t)
 	release := make(chan struct{})
 	started := make(chan struct{}, 2)
 	url := startSDKServer(t, waitServer(release, started), false)
-	tg := startGateway(t, []UpstreamConfig{{Name: "s", Transport: TransportStreamableHTTP, URL: url}}, func(c *Config, o *Options) {
-		c.SessionStore.Type = "redis"
-		c.SessionStore.Redis = &RedisConfig{URL: rdb.URL(), Prefix: "test:" + t.Name() + ":"}
-		o.KeepAlive = 20 * time.Millisecond
-	})
-	cs := connect(t, tg.mcpURL(), "streamable", "2025-11-25")
-	cs.waitTools(t, "s up", hasAll("s__wait"))
 
-	// lose posts a call, reads its stream up to the priming event, and
-	// drops the connection.
-	lose := func(id string) (primeID string) {
-		t.Helper()
-		resp := postCall(t, tg.mcpURL(), cs.ID(), "2025-11-25", `{"jsonrpc":"2.0","id":"`+id+`","method":"tools/call","params":{"name":"s__wait","arguments":{}}}`)
-		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
-			t.Fatalf("response: %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	frames := func() []sseFrame {
+		tg := startGateway(t, []UpstreamConfig{{Name: "s", Transport: TransportStreamableHTTP, URL: url}}, func(c *Config, o *Options) {
+			c.SessionStore.Type = "redis"
+			c.SessionStore.Redis = &RedisConfig{URL: rdb.URL(), Prefix: "test:" + t.Name() + ":"}
+			o.KeepAlive = 20 * time.Millisecond
+		})
+		cs := connect(t, tg.mcpURL(), "streamable", "2025-11-25")
+		cs.waitTools(t, "s up", hasAll("s__wait"))
+		var out []sseFrame
+		// lose posts a call, reads its stream up to the priming event, and
+		// drops the connection.
+		lose := func(id string) (lastID string) {
+			t.Helper()
+			resp := postCall(t, tg.mcpURL(), cs.ID(), "2025-11-25", `{"jsonrpc":"2.0","id":"`+id+`","method":"tools/call","params":{"name":"s__wait","arguments":{}}}`)
+			if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+				t.Fatalf("response: %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+			}
+			recvTimeout(t, started, "the call to reach the upstream")
+			prime := readFrame(t, bufio.NewScanner(resp.Body))
+			resp.Body.Close()
+			lastID = prime.index
+			prime.index = prime.index[strings.IndexByte(prime.index, '_'):]
+			out = append(out, prime)
+			return lastID
 		}
-		recvTimeout(t, started, "the call to reach the upstream")
-		sc := bufio.NewScanner(resp.Body)
-		for primeID == "" && sc.Scan() {
-			if id, ok := strings.CutPrefix(sc.Text(), "id: "); ok {
-				primeID = id
+		resume := func(lastID string) {
+			t.Helper()
+			req, _ := http.NewRequestWithContext(callCtx(t), http.MethodGet, tg.mcpURL(), nil)
+			req.Header.Set("Accept", "text/event-stream")
+			req.Header.Set(headerSessionID, cs.ID())
+			req.Header.Set(headerProtocolVersion, "2025-11-25")
+			req.Header.Set("Last-Event-ID", lastID)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("GET with Last-Event-ID: %d", resp.StatusCode)
+			}
+			f := readFrame(t, bufio.NewScanner(resp.Body))
+			f.index = f.index[strings.IndexByte(f.index, '_'):]
+			out = append(out, f)
+		}
+
+		// Resumed while the call runs.
+		lastID := lose("call-1")
+		go func() { release <- struct{}{} }()
+		resume(lastID)
+
+		// Resumed after the call ended.
+		lastID = lose("call-2")
+		release <- struct{}{}
+		stream, _, _ := strings.Cut(lastID, "_")
+		for deadline := time.Now().Add(waitTimeout); ; time.Sleep(10 * time.Millisecond) {
+			if stored, _ := tg.g.events.local.After(context.Background(), cs.ID(), stream, "1"); len(stored) > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the answer to call-2 was never stored")
 			}
 		}
-		resp.Body.Close()
-		if primeID == "" {
-			t.Fatal("no priming event id on the stream")
-		}
-		return primeID
-	}
-	answer := func(ev sseEvent, primeID, id string) {
-		t.Helper()
-		stream, _, _ := strings.Cut(primeID, "_")
-		if ev.id != stream+"_1" || !strings.Contains(ev.data, `"id":"`+id+`"`) || !strings.Contains(ev.data, "done \\u003cok\\u003e") {
-			t.Errorf("resumed stream's event = %+v, want the answer to %s with id %s_1", ev, id, stream)
-		}
+		resume(lastID)
+		return out
 	}
 
-	// Resumed while the call runs.
-	primeID := lose("call-1")
-	events, stream := openStream(t, callCtx(t), tg.mcpURL(), cs.ID(), primeID)
-	defer stream.Body.Close()
-	release <- struct{}{}
-	answer(recvTimeout(t, events, "the answer on the resumed stream"), primeID, "call-1")
-
-	// Resumed after the call ended.
-	primeID = lose("call-2")
-	release <- struct{}{}
-	streamID, _, _ := strings.Cut(primeID, "_")
-	for deadline := time.Now().Add(waitTimeout); ; time.Sleep(10 * time.Millisecond) {
-		if stored, _ := tg.g.events.local.After(context.Background(), cs.ID(), streamID, "1"); len(stored) > 0 {
-			break
+	got := frames()
+	prime := sseFrame{event: "prime", index: "_0", hasData: true}
+	for i, id := range []string{"call-1", "call-2"} {
+		if got[2*i] != prime {
+			t.Errorf("%s: first event = %+v, want %+v", id, got[2*i], prime)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the answer to call-2 was never stored")
+		if f := got[2*i+1]; f.event != "message" || f.index != "_1" || !strings.Contains(f.data, `"id":"`+id+`"`) || !strings.Contains(f.data, "done \\u003cok\\u003e") {
+			t.Errorf("%s: event on the resumed stream = %+v, want the answer, with index _1", id, f)
 		}
 	}
-	events, stream = openStream(t, callCtx(t), tg.mcpURL(), cs.ID(), primeID)
-	defer stream.Body.Close()
-	answer(recvTimeout(t, events, "the replayed answer"), primeID, "call-2")
 }
 
 // Errors on the fast path are the JSON-RPC errors of the SDK's: an
