@@ -34,7 +34,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -172,16 +171,19 @@ func (g *Gateway) forwardHeld(w http.ResponseWriter, r *http.Request, msg wireMe
 	var p struct {
 		RequestState string `json:"requestState"`
 	}
-	if json.Unmarshal(msg.params, &p) != nil {
+	if strictUnmarshal(msg.params, &p) != nil {
 		return false
 	}
 	_, sealed, ok := splitHeld(p.RequestState)
 	if !ok {
 		return false
 	}
+	// Only a live state of this caller's goes anywhere with its token; a
+	// state naming this replica's address under another id is from a
+	// process that is gone.
 	st, err := g.states.unseal(sealed)
-	if err != nil || st.Held == "" || st.Replica == g.states.replica || st.Owner == "" ||
-		st.Principal != auth.PrincipalFromContext(r.Context()).Key() {
+	if err != nil || st.Held == "" || st.Replica == g.states.replica || st.Owner == "" || st.Owner == g.advertise ||
+		st.Principal != auth.PrincipalFromContext(r.Context()).Key() || g.states.now().UnixMilli() > st.Expires {
 		return false
 	}
 	return g.sessions.forward(w, r, st.Owner) == forwarded

@@ -614,6 +614,17 @@ func TestHeldCallAcrossReplicas(t *testing.T) {
 		}
 	}
 
+	// An expired state goes nowhere (the client's token with it): the
+	// replica it lands on refuses it.
+	state, key = ask()
+	rs[1].g.states.now = func() time.Time { return time.Now().Add(time.Hour) }
+	_, err = second.CallTool(ctx, &mcp.CallToolParams{Name: "ask__elicit", RequestState: state,
+		InputResponses: mcp.InputResponseMap{key: &mcp.ElicitResult{Action: "accept", Content: map[string]any{"name": "zed"}}}})
+	rs[1].g.states.now = time.Now
+	if code, msg := rpcError(t, err); code != -32602 || !strings.Contains(msg, "expired") {
+		t.Errorf("a retry with an expired state: %d %q, want -32602 saying it expired", code, msg)
+	}
+
 	// The replica holding the call dies: the retry elsewhere fails, saying why.
 	state, key = ask()
 	rs[0].srv.CloseClientConnections()
