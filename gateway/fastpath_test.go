@@ -96,50 +96,55 @@ func TestFastCallAnswersJSON(t *testing.T) {
 // interval gets an event stream at once, keep-alive comments while it runs,
 // and then its response, with the request's id as the client wrote it.
 func TestFastCallKeepsAliveAndAnswers(t *testing.T) {
-	release := make(chan struct{})
-	started := make(chan struct{}, 1)
-	url := startSDKServer(t, waitServer(release, started), false)
-	tg := startGateway(t, []UpstreamConfig{{Name: "s", Transport: TransportStreamableHTTP, URL: url}}, func(_ *Config, o *Options) {
-		o.KeepAlive = 20 * time.Millisecond
-	})
-	cs := connect(t, tg.mcpURL(), "streamable", "2025-11-25")
-	cs.waitTools(t, "s up", hasAll("s__wait"))
+	for _, fast := range []bool{true, false} {
+		t.Run("fast_path="+strconv.FormatBool(fast), func(t *testing.T) {
+			release := make(chan struct{})
+			started := make(chan struct{}, 1)
+			url := startSDKServer(t, waitServer(release, started), false)
+			tg := startGateway(t, []UpstreamConfig{{Name: "s", Transport: TransportStreamableHTTP, URL: url}}, func(c *Config, o *Options) {
+				c.FastPath = &fast
+				o.KeepAlive = 20 * time.Millisecond
+			})
+			cs := connect(t, tg.mcpURL(), "streamable", "2025-11-25")
+			cs.waitTools(t, "s up", hasAll("s__wait"))
 
-	resp := postCall(t, tg.mcpURL(), cs.ID(), "2025-11-25", `{"jsonrpc":"2.0","id":"call-1","method":"tools/call","params":{"name":"s__wait","arguments":{}}}`)
-	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
-		t.Fatalf("response: %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
-	}
-	recvTimeout(t, started, "the call to reach the upstream")
-	sc := bufio.NewScanner(resp.Body)
-	var data string
-	released := false
-	for sc.Scan() {
-		line := sc.Text()
-		if line == ": keep-alive" && !released {
-			close(release)
-			released = true
-		}
-		if d, ok := strings.CutPrefix(line, "data: "); ok {
-			data = d
-			break
-		}
-	}
-	if !released {
-		t.Fatal("no keep-alive comment before the answer")
-	}
-	var msg struct {
-		ID     json.RawMessage `json:"id"`
-		Result struct {
-			Content []struct{ Text string } `json:"content"`
-		} `json:"result"`
-	}
-	if err := json.Unmarshal([]byte(data), &msg); err != nil || string(msg.ID) != `"call-1"` ||
-		len(msg.Result.Content) != 1 || msg.Result.Content[0].Text != "done <ok>" {
-		t.Fatalf("answer %q: %v", data, err)
-	}
-	// The session is still in use, through the SDK's path too.
-	if _, err := cs.ListTools(callCtx(t), nil); err != nil {
-		t.Errorf("tools/list after a fast call: %v", err)
+			resp := postCall(t, tg.mcpURL(), cs.ID(), "2025-11-25", `{"jsonrpc":"2.0","id":"call-1","method":"tools/call","params":{"name":"s__wait","arguments":{}}}`)
+			if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+				t.Fatalf("response: %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+			}
+			recvTimeout(t, started, "the call to reach the upstream")
+			sc := bufio.NewScanner(resp.Body)
+			var data string
+			released := false
+			for sc.Scan() {
+				line := sc.Text()
+				if line == ": keep-alive" && !released {
+					close(release)
+					released = true
+				}
+				if d, ok := strings.CutPrefix(line, "data: "); ok && d != "" {
+					data = d
+					break
+				}
+			}
+			if !released {
+				t.Fatal("no keep-alive comment before the answer")
+			}
+			var msg struct {
+				ID     json.RawMessage `json:"id"`
+				Result struct {
+					Content []struct{ Text string } `json:"content"`
+				} `json:"result"`
+			}
+			if err := json.Unmarshal([]byte(data), &msg); err != nil || string(msg.ID) != `"call-1"` ||
+				len(msg.Result.Content) != 1 || msg.Result.Content[0].Text != "done <ok>" {
+				t.Fatalf("answer %q: %v", data, err)
+			}
+			// The session is still in use, through the SDK's path too.
+			if _, err := cs.ListTools(callCtx(t), nil); err != nil {
+				t.Errorf("tools/list after a long call: %v", err)
+			}
+		})
 	}
 }
 

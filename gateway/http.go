@@ -241,9 +241,20 @@ func accepts(values []string) (json, stream bool) {
 // single Write, so a comment never lands inside an event. Comments are sent
 // only once the response has committed to text/event-stream, and never after
 // the handler returned.
+//
+// The SDK answers a POST of calls on a session with an event stream whose
+// headers it writes with the first event, which may come minutes later; a
+// proxy may give up on a response that long silent. With commitIdle, a
+// response still unwritten at the first keep-alive is committed to
+// text/event-stream then: every other answer the SDK gives such a POST (an
+// error status, 202) is written at once. The handler gets a header map of
+// its own, copied out when it writes, so that committing from the timer
+// never touches a map the handler writes to.
 type streamWriter struct {
 	http.ResponseWriter
-	interval time.Duration
+	interval   time.Duration
+	commitIdle bool
+	header     http.Header // the handler's
 
 	mu          sync.Mutex // guards the fields below and writes
 	wroteHeader bool
@@ -253,9 +264,9 @@ type streamWriter struct {
 }
 
 // withKeepAlive wraps w for the duration of a handler; call the returned
-// stop function before the handler returns.
-func withKeepAlive(w http.ResponseWriter, interval time.Duration) (*streamWriter, func()) {
-	sw := &streamWriter{ResponseWriter: w, interval: interval}
+// stop function before the handler returns. commitIdle: see streamWriter.
+func withKeepAlive(w http.ResponseWriter, interval time.Duration, commitIdle bool) (*streamWriter, func()) {
+	sw := &streamWriter{ResponseWriter: w, interval: interval, commitIdle: commitIdle, header: w.Header().Clone()}
 	if interval > 0 {
 		sw.mu.Lock() // tick may run before the timer is stored
 		sw.timer = time.AfterFunc(interval, sw.tick)
@@ -277,6 +288,13 @@ func (sw *streamWriter) tick() {
 	if sw.done {
 		return
 	}
+	if !sw.wroteHeader && sw.commitIdle {
+		h := sw.ResponseWriter.Header()
+		h.Set("Content-Type", "text/event-stream")
+		h.Set("Cache-Control", "no-cache, no-transform")
+		sw.ResponseWriter.WriteHeader(http.StatusOK)
+		sw.wroteHeader, sw.stream = true, true
+	}
 	if sw.stream {
 		if _, err := sw.ResponseWriter.Write([]byte(": keep-alive\n\n")); err != nil {
 			return
@@ -291,9 +309,21 @@ func (sw *streamWriter) writeHeaderLocked(code int) {
 		return
 	}
 	sw.wroteHeader = true
-	sw.stream = code == http.StatusOK && mediaType(sw.Header().Get("Content-Type")) == "text/event-stream"
+	h := sw.ResponseWriter.Header()
+	for k, v := range sw.header {
+		h[k] = v
+	}
+	for k := range h {
+		if _, ok := sw.header[k]; !ok {
+			delete(h, k)
+		}
+	}
+	sw.stream = code == http.StatusOK && mediaType(sw.header.Get("Content-Type")) == "text/event-stream"
 	sw.ResponseWriter.WriteHeader(code)
 }
+
+// Header returns the handler's header map.
+func (sw *streamWriter) Header() http.Header { return sw.header }
 
 func (sw *streamWriter) WriteHeader(code int) {
 	sw.mu.Lock()

@@ -23,7 +23,7 @@ func (g *Gateway) serveSSE(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := rand.Text()
-	sw, stop := withKeepAlive(w, g.opts.KeepAlive)
+	sw, stop := withKeepAlive(w, g.opts.KeepAlive, false)
 	defer stop()
 	h := sw.Header()
 	h.Set("Content-Type", "text/event-stream")

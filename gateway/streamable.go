@@ -99,7 +99,7 @@ func (g *Gateway) postMCP(w http.ResponseWriter, r *http.Request) {
 		}
 		// The SDK's stateless handler answers version problems itself, in
 		// the 2026-07-28 form (-32022 with the supported versions).
-		sw, stop := withKeepAlive(w, g.opts.KeepAlive)
+		sw, stop := withKeepAlive(w, g.opts.KeepAlive, false)
 		defer stop()
 		g.stateless.ServeHTTP(sw, r)
 		return
@@ -451,7 +451,9 @@ func (ls *liveSession) drop() {
 func (ls *liveSession) serve(w http.ResponseWriter, r *http.Request) {
 	ls.begin()
 	defer ls.end()
-	sw, stop := withKeepAlive(w, ls.s.g.opts.KeepAlive)
+	// A POST on a Streamable HTTP session that the SDK has not answered by
+	// the first keep-alive is one whose calls it streams.
+	sw, stop := withKeepAlive(w, ls.s.g.opts.KeepAlive, ls.streamable != nil && r.Method == http.MethodPost)
 	defer stop()
 	if ls.streamable != nil {
 		ls.streamable.ServeHTTP(sw, r)
