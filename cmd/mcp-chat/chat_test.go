@@ -149,11 +149,32 @@ func TestToolErrorsGoToTheModel(t *testing.T) {
 }
 
 // A sampling request from an upstream (the test server, mounted
-// per-session) reaches mcp-chat through the gateway and is answered by
-// the scripted model, whose answer flows back into the tool result.
+// per-session) reaches mcp-chat through the gateway and, once the user
+// approves it (or with --sampling allow), is answered by the scripted
+// model, whose answer flows back into the tool result.
 func TestSamplingThroughTheGateway(t *testing.T) {
 	t.Parallel()
 	gw := startGateway(t, gatewayConfig{testSrv: true})
+	for _, tc := range []struct{ name, stdin, mode string }{
+		{"approved", "y\n", "ask"},
+		{"allowed", "", "allow"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stderr := samplingRun(t, gw, tc.stdin, tc.mode)
+			if tc.mode == "ask" && (!strings.Contains(stderr, "user: Summarize: a long essay about lemons") || !strings.Contains(stderr, "Let the model answer it? [y/N]")) {
+				t.Errorf("stderr does not show the request for approval:\n%s", stderr)
+			}
+			if tc.mode == "allow" && strings.Contains(stderr, "[y/N]") {
+				t.Errorf("--sampling allow asked:\n%s", stderr)
+			}
+		})
+	}
+}
+
+// samplingRun asks the question that makes the test server sample, and
+// checks that the model answered it.
+func samplingRun(t *testing.T, gw *gatewayProc, stdin, mode string) string {
+	t.Helper()
 	chatN := 0
 	var sampling *gotRequest
 	m := newFakeModel(t, func(n int, req *gotRequest) step {
@@ -167,13 +188,13 @@ func TestSamplingThroughTheGateway(t *testing.T) {
 		}
 		return answer("The summary: lemons are sour.")
 	})
-	code, stdout, stderr := runChat(t, nil, "", "--url", gw.mcpURL(), "--base-url", m.url(), "--model", "m1", "--once", "summarize my essay")
+	code, stdout, stderr := runChat(t, nil, stdin, "--url", gw.mcpURL(), "--base-url", m.url(), "--model", "m1", "--sampling", mode, "--once", "summarize my essay")
 	if code != 0 || stdout != "The summary: lemons are sour.\n" {
 		t.Fatalf("mcp-chat = %d, %q; stderr:\n%s", code, stdout, stderr)
 	}
 	reqs := m.requests()
 	if len(reqs) != 3 || sampling == nil {
-		t.Fatalf("the model got %d requests (sampling: %v), want 3 with one sampling", len(reqs), sampling != nil)
+		t.Fatalf("the model got %d requests (sampling: %v), want 3 with one sampling; stderr:\n%s", len(reqs), sampling != nil, stderr)
 	}
 	if sampling.Stream || sampling.MaxTokens != 64 || sampling.Model != "m1" {
 		t.Errorf("sampling request stream=%v max_tokens=%d model=%q, want false, 64, m1", sampling.Stream, sampling.MaxTokens, sampling.Model)
@@ -187,6 +208,44 @@ func TestSamplingThroughTheGateway(t *testing.T) {
 	}
 	if !strings.Contains(stderr, "the server asks the model for a message") || !strings.Contains(stderr, "prefers small") {
 		t.Errorf("stderr does not show the sampling request:\n%s", stderr)
+	}
+	return stderr
+}
+
+// A sampling request the user declines, or cannot answer (end of input),
+// never reaches the model: the server gets the user's rejection. With
+// --sampling deny, sampling is not offered, and the gateway answers the
+// upstream with an error itself.
+func TestSamplingDeclined(t *testing.T) {
+	t.Parallel()
+	gw := startGateway(t, gatewayConfig{testSrv: true})
+	for _, tc := range []struct{ name, stdin, mode, result, stderr string }{
+		{"no", "n\n", "ask", "User rejected sampling request", "⇢ declined"},
+		{"end of input", "", "ask", "User rejected sampling request", "--sampling allow answers every request"},
+		{"deny", "", "deny", "does not support CreateMessage", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newFakeModel(t, func(n int, req *gotRequest) step {
+				if n == 0 {
+					return calls(call("c1", "tsrv__summarize", `{"text":"a long essay about lemons"}`))
+				}
+				return answer("No summary, then.")
+			})
+			code, stdout, stderr := runChat(t, nil, tc.stdin, "--url", gw.mcpURL(), "--base-url", m.url(), "--model", "m1", "--sampling", tc.mode, "--once", "summarize my essay")
+			if code != 0 || stdout != "No summary, then.\n" {
+				t.Fatalf("mcp-chat = %d, %q; stderr:\n%s", code, stdout, stderr)
+			}
+			reqs := m.requests()
+			if len(reqs) != 2 {
+				t.Fatalf("the model got %d requests, want 2 (no sampling)", len(reqs))
+			}
+			if got := toolMessage(t, reqs[1], "c1"); !strings.HasPrefix(got, "The tool call failed: ") || !strings.Contains(got, tc.result) {
+				t.Errorf("tool result = %q, want a failure mentioning %q", got, tc.result)
+			}
+			if !strings.Contains(stderr, tc.stderr) {
+				t.Errorf("stderr lacks %q:\n%s", tc.stderr, stderr)
+			}
+		})
 	}
 }
 

@@ -28,9 +28,10 @@ const version = "0.1.0"
 
 // host is the MCP side of mcp-chat. Its methods are safe for concurrent use.
 type host struct {
-	term   *terminal
-	llm    *llmClient
-	client *mcp.Client
+	term     *terminal
+	llm      *llmClient
+	client   *mcp.Client
+	sampling string // samplingAsk, samplingAllow or samplingDeny
 
 	mu         sync.Mutex // guards the fields below
 	session    *mcp.ClientSession
@@ -41,20 +42,24 @@ type host struct {
 	nextTokenN int
 }
 
-// newHost returns a host whose client offers dir as a root.
-func newHost(term *terminal, llm *llmClient, dir string) *host {
-	h := &host{term: term, llm: llm, progress: map[string]string{}}
-	h.client = mcp.NewClient(&mcp.Implementation{Name: "mcp-chat", Title: "mcp-chat", Version: version}, &mcp.ClientOptions{
+// newHost returns a host whose client offers dir as a root, and sampling
+// unless it is samplingDeny.
+func newHost(term *terminal, llm *llmClient, dir, sampling string) *host {
+	h := &host{term: term, llm: llm, sampling: sampling, progress: map[string]string{}}
+	opts := &mcp.ClientOptions{
 		Capabilities: &mcp.ClientCapabilities{
 			RootsV2:     &mcp.RootCapabilities{ListChanged: true},
 			Elicitation: &mcp.ElicitationCapabilities{Form: &mcp.FormElicitationCapabilities{}, URL: &mcp.URLElicitationCapabilities{}},
 		},
-		CreateMessageHandler:        h.createMessage,
 		ElicitationHandler:          h.elicit,
 		ToolListChangedHandler:      h.toolsChanged,
 		LoggingMessageHandler:       h.logMessage,
 		ProgressNotificationHandler: h.showProgress,
-	})
+	}
+	if sampling != samplingDeny {
+		opts.CreateMessageHandler = h.createMessage
+	}
+	h.client = mcp.NewClient(&mcp.Implementation{Name: "mcp-chat", Title: "mcp-chat", Version: version}, opts)
 	h.client.AddRoots(&mcp.Root{URI: fileURI(dir), Name: filepath.Base(dir)})
 	return h
 }

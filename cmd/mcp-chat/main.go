@@ -100,6 +100,7 @@ type options struct {
 	transport      string
 	connectTimeout time.Duration
 	logLevel       string
+	sampling       string
 	auth           authOptions
 }
 
@@ -126,6 +127,7 @@ func parseFlags(args []string, e *env) (o *options, code int, err error) {
 	fs.StringVar(&o.transport, "transport", transportAuto, "MCP `transport`: auto, streamable or sse")
 	fs.DurationVar(&o.connectTimeout, "connect-timeout", 30*time.Second, "bound on the MCP handshake (not applied while --login waits for you)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "server log messages at this `level` and above are shown (debug ... emergency); off asks for none")
+	fs.StringVar(&o.sampling, "sampling", samplingAsk, "the server's sampling requests: `ask` before the model answers each, allow them all, or deny them (not offered)")
 	fs.StringVar(&o.auth.bearerEnv, "bearer-env", "MCP_BEARER_TOKEN", "environment `variable` holding a bearer token for the gateway")
 	fs.BoolVar(&o.auth.login, "login", false, "sign in with the OAuth authorization code flow (PKCE) when the gateway asks for a token")
 	fs.StringVar(&o.auth.tokenURL, "oauth-token-url", "", "get tokens with the OAuth client credentials grant from this token endpoint `URL`")
@@ -160,6 +162,8 @@ func parseFlags(args []string, e *env) (o *options, code int, err error) {
 		problem = "--max-steps must be at least 1"
 	case o.transport != transportAuto && o.transport != transportStreamable && o.transport != transportSSE:
 		problem = fmt.Sprintf("--transport %q: use auto, streamable or sse", o.transport)
+	case o.sampling != samplingAsk && o.sampling != samplingAllow && o.sampling != samplingDeny:
+		problem = fmt.Sprintf("--sampling %q: use ask, allow or deny", o.sampling)
 	case o.auth.login && o.auth.tokenURL != "":
 		problem = "--login and --oauth-token-url exclude each other"
 	}
@@ -215,7 +219,7 @@ func run(ctx context.Context, args []string, e *env) int {
 	}
 	defer creds.close()
 
-	h := newHost(term, llm, e.dir)
+	h := newHost(term, llm, e.dir, o.sampling)
 	conn, err := connect(ctx, h.client, &connectOptions{
 		url: o.url, transport: o.transport, timeout: o.connectTimeout, creds: creds, term: term,
 	})

@@ -149,6 +149,12 @@ func (r *chatRun) send(t *testing.T, line string) {
 func (r *chatRun) wait(t *testing.T) int {
 	t.Helper()
 	r.stdin.Close()
+	return r.exit(t)
+}
+
+// exit returns the exit code.
+func (r *chatRun) exit(t *testing.T) int {
+	t.Helper()
 	select {
 	case code := <-r.done:
 		r.done <- code // for the cleanup
@@ -168,7 +174,7 @@ func runChat(t *testing.T, vars map[string]string, stdin string, args ...string)
 		io.WriteString(r.stdin, stdin)
 		r.stdin.Close()
 	}()
-	code := r.wait(t)
+	code := r.exit(t)
 	return code, r.stdout.String(), r.stderr.String()
 }
 

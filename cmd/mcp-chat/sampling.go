@@ -3,6 +3,12 @@
 // text; images and audio as content parts), the system prompt becomes a
 // system message, and maxTokens, temperature and stop sequences are passed
 // on. Model preferences are shown but the model is always --model.
+//
+// A human stays in the loop (the spec's SHOULD): with --sampling ask, the
+// default, the request is shown and the user approves it before the model
+// sees it; declined, or with no one to answer (end of input), the server
+// gets an error. --sampling allow answers every request; --sampling deny
+// does not offer sampling at all.
 
 package main
 
@@ -15,6 +21,17 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
+
+// The values of --sampling.
+const (
+	samplingAsk   = "ask"
+	samplingAllow = "allow"
+	samplingDeny  = "deny"
+)
+
+// errSamplingDeclined is what the server gets for a request the user did
+// not approve (the spec's example error).
+var errSamplingDeclined = &jsonrpc.Error{Code: -1, Message: "User rejected sampling request"}
 
 // createMessage answers sampling/createMessage with the chat's model.
 func (h *host) createMessage(ctx context.Context, req *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
@@ -34,6 +51,10 @@ func (h *host) createMessage(ctx context.Context, req *mcp.CreateMessageRequest)
 		hints = " (it prefers " + strings.Join(names, ", ") + ")"
 	}
 	h.term.printf("  ⇠ the server asks the model for a message: %d message(s)%s\n", len(p.Messages), hints)
+	if h.sampling == samplingAsk && !h.approveSampling(ctx, creq) {
+		h.term.printf("  ⇢ declined\n")
+		return nil, errSamplingDeclined
+	}
 	rep, err := h.llm.complete(ctx, creq, nil)
 	if err != nil {
 		h.term.printf("  ⇢ sampling failed: %v\n", err)
@@ -107,4 +128,32 @@ func stopReason(finish string) string {
 		return "toolUse"
 	}
 	return finish
+}
+
+// approveSampling shows what the model would be sent and asks the user.
+// End of input, or Ctrl-C, is no.
+func (h *host) approveSampling(ctx context.Context, req chatRequest) bool {
+	for _, m := range req.Messages {
+		text := m.Content
+		if text == "" && len(m.Parts) > 0 {
+			text = fmt.Sprintf("(%d media part(s))", len(m.Parts))
+		}
+		h.term.printf("    %s: %s\n", m.Role, oneLine(text, 200))
+	}
+	if req.MaxTokens > 0 {
+		h.term.printf("    (at most %d tokens)\n", req.MaxTokens)
+	}
+	for {
+		ans, err := h.term.readLine(ctx, "  Let the model answer it? [y/N]: ")
+		if err != nil {
+			h.term.printf("  (no answer: declined; --sampling allow answers every request)\n")
+			return false
+		}
+		switch strings.ToLower(strings.TrimSpace(ans)) {
+		case "y", "yes":
+			return true
+		case "", "n", "no":
+			return false
+		}
+	}
 }
