@@ -168,10 +168,11 @@ func (g *Gateway) complete(ctx context.Context, req *mcp.CompleteRequest) (*mcp.
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.m.timeout)
 	defer cancel()
-	session, _, err := g.upstreamFor(ctx, req.Session, r.m)
+	session, _, done, err := g.upstreamFor(ctx, req.Session, r.m)
 	if err != nil {
 		return nil, g.upstreamError(ctx, r.m, "completion/complete", err)
 	}
+	defer done()
 	params := *req.Params
 	params.Meta = upstreamMeta(params.Meta)
 	upRef := *ref

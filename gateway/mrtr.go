@@ -454,10 +454,11 @@ func forward[R mcp.Result](ctx context.Context, g *Gateway, req mcp.Request, m *
 		res, ask, err = held(ctx, g, req, m, digest, cont, call)
 		return res, ask, nil, err
 	}
-	session, up, err := g.upstreamFor(ctx, ss, m)
+	session, up, done, err := g.upstreamFor(ctx, ss, m)
 	if err != nil {
 		return res, nil, nil, err
 	}
+	defer done()
 	res, ask, err = rounds(ctx, g, req, m, digest, cont, func(c continuation) (R, error) { return call(ctx, session, c) })
 	return res, ask, up, err
 }

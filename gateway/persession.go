@@ -18,6 +18,11 @@ package gateway
 //   - logging/setLevel from the client is passed on, and the upstream's log
 //     messages are relayed to the client (the SDK filters them by level).
 //
+// The upstream's requests and log messages go out on the stream of the
+// client's request that caused them (as the spec has it), when that can be
+// known for certain: the only request of the session in flight on that
+// connection. Otherwise, on the session's standalone stream.
+//
 // The catalog still comes from the mount's shared connection. Stateless
 // 2026-07-28 requests have no session to bind a connection to; they use the
 // shared connection.
@@ -33,17 +38,19 @@ import (
 )
 
 // upstreamFor returns the connection a request on ss should use for m, and
-// the Upstream that owns it.
-func (g *Gateway) upstreamFor(ctx context.Context, ss *mcp.ServerSession, m *mount) (*mcp.ClientSession, *upstream.Upstream, error) {
+// the Upstream that owns it. Call done when the request is over: until
+// then, a request the upstream sends on a per-session connection may go out
+// on this request's stream.
+func (g *Gateway) upstreamFor(ctx context.Context, ss *mcp.ServerSession, m *mount) (_ *mcp.ClientSession, _ *upstream.Upstream, done func(), _ error) {
 	if m.cfg.Sharing == SharingPerSession {
 		if ls := g.sessions.byServer(ss); ls != nil {
 			u, created, err := ls.upstream(ctx, m)
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 			cs, err := u.WaitSession(ctx)
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 			if created {
 				if level := ls.level(); level != "" {
@@ -53,11 +60,60 @@ func (g *Gateway) upstreamFor(ctx context.Context, ss *mcp.ServerSession, m *mou
 					}
 				}
 			}
-			return cs, u, nil
+			return cs, u, ls.inFlight(m, ctx), nil
 		}
 	}
 	cs, err := m.up.Session()
-	return cs, m.up, err
+	return cs, m.up, func() {}, err
+}
+
+// inFlight records ctx as a request of the session in flight on its
+// connection to m, until the returned function is called.
+func (ls *liveSession) inFlight(m *mount, ctx context.Context) func() {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if ls.calls == nil {
+		ls.calls = map[*mount][]context.Context{}
+	}
+	ls.calls[m] = append(ls.calls[m], ctx)
+	return func() {
+		ls.mu.Lock()
+		defer ls.mu.Unlock()
+		calls := ls.calls[m]
+		for i, c := range calls {
+			if c == ctx {
+				ls.calls[m] = append(calls[:i:i], calls[i+1:]...)
+				break
+			}
+		}
+		if len(ls.calls[m]) == 0 {
+			delete(ls.calls, m)
+		}
+	}
+}
+
+// relate returns the context to send an upstream's request to the client
+// with: one that the SDK relates to the client's request that caused it
+// (so it goes out on that request's stream), if there is exactly one in
+// flight on the connection to m; else upCtx itself. Either way it ends
+// with upCtx, the upstream's request.
+func (ls *liveSession) relate(upCtx context.Context, m *mount) (context.Context, context.CancelFunc) {
+	ls.mu.Lock()
+	calls := ls.calls[m]
+	var call context.Context
+	if len(calls) == 1 {
+		call = calls[0]
+	}
+	ls.mu.Unlock()
+	if call == nil {
+		return context.WithCancel(upCtx)
+	}
+	// The call's values (the SDK's request id among them), the upstream
+	// request's lifetime, and the call's.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(call))
+	stopUp := context.AfterFunc(upCtx, cancel)
+	stopCall := context.AfterFunc(call, cancel)
+	return ctx, func() { stopUp(); stopCall(); cancel() }
 }
 
 // upstream returns the session's connection to m, creating and starting it
@@ -103,7 +159,9 @@ func (g *Gateway) newSessionUpstream(ctx context.Context, ls *liveSession, m *mo
 	uopts := g.upstreamOptions(m)
 	uopts.OnLog = func(ctx context.Context, p *mcp.LoggingMessageParams) {
 		if p != nil {
-			ss.Log(context.WithoutCancel(ctx), p)
+			ctx, cancel := ls.relate(context.WithoutCancel(ctx), m)
+			defer cancel()
+			ss.Log(ctx, p)
 		}
 	}
 	var caps *mcp.ClientCapabilities
@@ -112,11 +170,15 @@ func (g *Gateway) newSessionUpstream(ctx context.Context, ls *liveSession, m *mo
 	}
 	if caps != nil && caps.Sampling != nil {
 		uopts.CreateMessageHandler = func(ctx context.Context, req *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+			ctx, cancel := ls.relate(ctx, m)
+			defer cancel()
 			return ss.CreateMessage(ctx, req.Params)
 		}
 	}
 	if caps != nil && caps.Elicitation != nil {
 		uopts.ElicitationHandler = func(ctx context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+			ctx, cancel := ls.relate(ctx, m)
+			defer cancel()
 			return ss.Elicit(ctx, req.Params)
 		}
 		uopts.Elicitation = caps.Elicitation

@@ -92,8 +92,11 @@ func newAskClient(t *testing.T, url, transport, name string, bare bool) *askClie
 	}
 	var tr mcp.Transport = &mcp.StreamableClientTransport{Endpoint: url}
 	version := "2025-11-25"
-	if transport == "sse" {
+	switch transport {
+	case "sse":
 		tr, version = &mcp.SSEClientTransport{Endpoint: url}, "2024-11-05"
+	case "streamable, no GET stream":
+		tr = &mcp.StreamableClientTransport{Endpoint: url, DisableStandaloneSSE: true}
 	}
 	cs, err := c.Connect(context.Background(), tr, &mcp.ClientSessionOptions{ProtocolVersion: version})
 	if err != nil {
@@ -201,6 +204,26 @@ func TestPerSessionRelaysServerRequests(t *testing.T) {
 		ls.mu.Unlock()
 		if n != 0 {
 			t.Errorf("session %s ended with %d upstream connections open", ls.id, n)
+		}
+	}
+}
+
+// An upstream's request during a client's call goes out on that call's own
+// stream, as the spec has it: a client that never opens the standalone
+// stream gets it all the same. (Log messages go there too when they arrive
+// while the call runs; the upstream's client may hand them over after the
+// result, so they are not checked here.)
+func TestPerSessionRequestsOnTheCallsStream(t *testing.T) {
+	url := startSDKServer(t, askServer(), false)
+	tg := startGateway(t, []UpstreamConfig{{Name: "ask", Transport: TransportStreamableHTTP, URL: url, Sharing: SharingPerSession}})
+	connect(t, tg.mcpURL(), "streamable", "2025-11-25").waitTools(t, "up", hasAll("ask__sample"))
+	c := newAskClient(t, tg.mcpURL(), "streamable, no GET stream", "erin", false)
+	for _, tc := range []struct{ tool, want string }{
+		{"ask__sample", "sampled: from erin"},
+		{"ask__elicit", "accept erin"},
+	} {
+		if got := callText(t, c.cs, tc.tool, nil); got != tc.want {
+			t.Errorf("%s = %q, want %q", tc.tool, got, tc.want)
 		}
 	}
 }

@@ -299,6 +299,7 @@ type liveSession struct {
 	active      int                // requests in flight; the idle timer runs at zero
 	idle        *time.Timer
 	ups         map[*mount]*upstream.Upstream // per-session upstream connections
+	calls       map[*mount][]context.Context  // requests in flight on them, by mount (persession.go)
 	logLevel    mcp.LoggingLevel              // as the client set it
 	fast        map[string]context.CancelFunc // fast calls in flight, by JSON-RPC id (fastpath.go)
 	fastStreams map[string]*fastCall          // fast calls in flight whose streams can be resumed, by stream id
