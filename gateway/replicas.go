@@ -113,6 +113,13 @@ func (s *sessions) find(w http.ResponseWriter, r *http.Request, id string) *live
 			auth.Audit(ctx, s.g.log, caller, "session", "session of another principal", auth.OutcomeDenied)
 			return notFound()
 		}
+		ls.mu.Lock()
+		ended := ls.closing && !ls.keep
+		ls.mu.Unlock()
+		if ended {
+			// Deleted, expired or closed: it leaves the table shortly.
+			return notFound()
+		}
 		switch err := s.g.store.Touch(ctx, id, s.ttl); {
 		case err == nil:
 			return ls
