@@ -588,10 +588,13 @@ func TestHeldCallAcrossReplicas(t *testing.T) {
 		}
 		return res.RequestState, key
 	}
+	// retry answers on replica 1 what ask asked on replica 0.
+	retry := func(state, key string) (*mcp.CallToolResult, error) {
+		return second.CallTool(ctx, &mcp.CallToolParams{Name: "ask__elicit", RequestState: state,
+			InputResponses: mcp.InputResponseMap{key: &mcp.ElicitResult{Action: "accept", Content: map[string]any{"name": "zed"}}}})
+	}
 
-	state, key := ask()
-	res, err := second.CallTool(ctx, &mcp.CallToolParams{Name: "ask__elicit", RequestState: state,
-		InputResponses: mcp.InputResponseMap{key: &mcp.ElicitResult{Action: "accept", Content: map[string]any{"name": "zed"}}}})
+	res, err := retry(ask())
 	if err != nil {
 		t.Fatalf("the retry on replica 1: %v", err)
 	}
@@ -616,10 +619,9 @@ func TestHeldCallAcrossReplicas(t *testing.T) {
 
 	// An expired state goes nowhere (the client's token with it): the
 	// replica it lands on refuses it.
-	state, key = ask()
+	state, key := ask()
 	rs[1].g.states.now = func() time.Time { return time.Now().Add(time.Hour) }
-	_, err = second.CallTool(ctx, &mcp.CallToolParams{Name: "ask__elicit", RequestState: state,
-		InputResponses: mcp.InputResponseMap{key: &mcp.ElicitResult{Action: "accept", Content: map[string]any{"name": "zed"}}}})
+	_, err = retry(state, key)
 	rs[1].g.states.now = time.Now
 	if code, msg := rpcError(t, err); code != -32602 || !strings.Contains(msg, "expired") {
 		t.Errorf("a retry with an expired state: %d %q, want -32602 saying it expired", code, msg)
@@ -629,8 +631,7 @@ func TestHeldCallAcrossReplicas(t *testing.T) {
 	state, key = ask()
 	rs[0].srv.CloseClientConnections()
 	rs[0].srv.Listener.Close()
-	_, err = second.CallTool(ctx, &mcp.CallToolParams{Name: "ask__elicit", RequestState: state,
-		InputResponses: mcp.InputResponseMap{key: &mcp.ElicitResult{Action: "accept", Content: map[string]any{"name": "zed"}}}})
+	_, err = retry(state, key)
 	if code, msg := rpcError(t, err); code != -32602 || !strings.Contains(msg, "cannot be reached") || !strings.Contains(msg, "call again without inputResponses and requestState") {
 		t.Errorf("a retry whose replica is gone: %d %q, want -32602 saying the holder cannot be reached and what to do", code, msg)
 	}
