@@ -158,9 +158,17 @@ func (g *Gateway) newSessionUpstream(ctx context.Context, ls *liveSession, m *mo
 	ss := ls.session
 	uopts := g.upstreamOptions(m)
 	uopts.OnLog = func(ctx context.Context, p *mcp.LoggingMessageParams) {
-		if p != nil {
-			ctx, cancel := ls.relate(context.WithoutCancel(ctx), m)
-			defer cancel()
+		if p == nil {
+			return
+		}
+		ctx = context.WithoutCancel(ctx)
+		related, cancel := ls.relate(ctx, m)
+		err := ss.Log(related, p)
+		cancel()
+		if err != nil {
+			// The call's stream ended while the message was on its way
+			// (the upstream's client hands notifications over
+			// concurrently with results): the standalone stream.
 			ss.Log(ctx, p)
 		}
 	}

@@ -68,7 +68,7 @@ type askClient struct {
 // log messages it gets. bare leaves out every capability.
 func newAskClient(t *testing.T, url, transport, name string, bare bool) *askClient {
 	t.Helper()
-	ac := &askClient{logs: make(chan string, 10)}
+	ac := &askClient{logs: make(chan string, 1000)}
 	opts := &mcp.ClientOptions{
 		LoggingMessageHandler: func(_ context.Context, req *mcp.LoggingMessageRequest) { ac.logs <- fmt.Sprint(req.Params.Data) },
 	}
@@ -224,6 +224,28 @@ func TestPerSessionRequestsOnTheCallsStream(t *testing.T) {
 	} {
 		if got := callText(t, c.cs, tc.tool, nil); got != tc.want {
 			t.Errorf("%s = %q, want %q", tc.tool, got, tc.want)
+		}
+	}
+}
+
+// Every log message of a per-session upstream reaches its client, whether
+// it comes while the call runs (it goes on the call's stream) or after the
+// call's stream has ended (the upstream's client hands notifications over
+// concurrently with results; it then goes on the standalone stream).
+func TestPerSessionLogsAreNotLost(t *testing.T) {
+	url := startSDKServer(t, askServer(), false)
+	tg := startGateway(t, []UpstreamConfig{{Name: "ask", Transport: TransportStreamableHTTP, URL: url, Sharing: SharingPerSession}})
+	connect(t, tg.mcpURL(), "streamable", "2025-11-25").waitTools(t, "up", hasAll("ask__log"))
+	c := newAskClient(t, tg.mcpURL(), "streamable", "frank", false)
+	const calls = 200
+	for range calls {
+		callText(t, c.cs, "ask__log", nil)
+	}
+	for got := 0; got < calls; got++ {
+		select {
+		case <-c.logs:
+		case <-time.After(waitTimeout):
+			t.Fatalf("%d of %d log messages reached the client", got, calls)
 		}
 	}
 }
