@@ -219,3 +219,30 @@ func FuzzReadMessages(f *testing.F) {
 		}
 	})
 }
+
+// Answers the SDK gives at once keep their status and headers however
+// short the keep-alive interval: only a POST of calls is ever committed to
+// an event stream by a keep-alive.
+func TestKeepAliveCommitsOnlyCalls(t *testing.T) {
+	fast := false
+	tg := startGateway(t, []UpstreamConfig{demoUpstream("demo")}, func(c *Config, o *Options) {
+		c.FastPath = &fast
+		o.KeepAlive = time.Microsecond
+	})
+	connect(t, tg.mcpURL(), "streamable", "2025-11-25").waitTools(t, "demo up", hasAll("demo__multiply"))
+	for i := range 20 {
+		resp, data := doRequest(t, "POST", tg.mcpURL(), initBody, jsonHeaders)
+		sid := resp.Header.Get("Mcp-Session-Id")
+		if resp.StatusCode != 200 || sid == "" {
+			t.Fatalf("initialize #%d: status %d, session id %q, body %s", i, resp.StatusCode, sid, data)
+		}
+		h := with(jsonHeaders, "Mcp-Session-Id", sid, "Mcp-Protocol-Version", "2025-11-25")
+		if resp, _ := doRequest(t, "POST", tg.mcpURL(), `{"jsonrpc":"2.0","method":"notifications/initialized"}`, h); resp.StatusCode != 202 {
+			t.Fatalf("notifications/initialized #%d: status %d, want 202", i, resp.StatusCode)
+		}
+		resp, data = doRequest(t, "POST", tg.mcpURL(), `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"demo__multiply","arguments":{"a":6,"b":7}}}`, h)
+		if resp.StatusCode != 200 || !bytes.Contains(data, []byte(`"42"`)) {
+			t.Fatalf("tools/call #%d: status %d, body %s", i, resp.StatusCode, data)
+		}
+	}
+}

@@ -29,9 +29,11 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mcpgw/gateway/upstream"
@@ -92,12 +94,14 @@ func (ls *liveSession) inFlight(m *mount, ctx context.Context) func() {
 	}
 }
 
-// relate returns the context to send an upstream's request to the client
+// relate returns the context to send an upstream's message to the client
 // with: one that the SDK relates to the client's request that caused it
 // (so it goes out on that request's stream), if there is exactly one in
-// flight on the connection to m; else upCtx itself. Either way it ends
-// with upCtx, the upstream's request.
-func (ls *liveSession) relate(upCtx context.Context, m *mount) (context.Context, context.CancelFunc) {
+// flight on the connection to m; else upCtx itself (related is false).
+// Either way it lasts as long as upCtx, the upstream's request: not the
+// call's, which may end first (the upstream may ask after its own call
+// has ended at the gateway, or in the background).
+func (ls *liveSession) relate(upCtx context.Context, m *mount) (ctx context.Context, cancel context.CancelFunc, related bool) {
 	ls.mu.Lock()
 	calls := ls.calls[m]
 	var call context.Context
@@ -106,14 +110,32 @@ func (ls *liveSession) relate(upCtx context.Context, m *mount) (context.Context,
 	}
 	ls.mu.Unlock()
 	if call == nil {
-		return context.WithCancel(upCtx)
+		ctx, cancel = context.WithCancel(upCtx)
+		return ctx, cancel, false
 	}
-	// The call's values (the SDK's request id among them), the upstream
-	// request's lifetime, and the call's.
-	ctx, cancel := context.WithCancel(context.WithoutCancel(call))
-	stopUp := context.AfterFunc(upCtx, cancel)
-	stopCall := context.AfterFunc(call, cancel)
-	return ctx, func() { stopUp(); stopCall(); cancel() }
+	// The call's values (the SDK's request id among them) and the
+	// upstream request's lifetime.
+	rctx, rcancel := context.WithCancel(context.WithoutCancel(call))
+	stop := context.AfterFunc(upCtx, rcancel)
+	return rctx, func() { stop(); rcancel() }, true
+}
+
+// codeRejected is the code of the SDK's refusal to send a message (its
+// transport's ErrRejected): the stream it was for has ended.
+const codeRejected = -32005
+
+// toClient sends an upstream's message to the client with send: on the
+// stream of the call that caused it if relate finds it, else, or if that
+// stream has ended meanwhile, on the session's standalone stream.
+func toClient[R any](ls *liveSession, upCtx context.Context, m *mount, send func(context.Context) (R, error)) (R, error) {
+	ctx, cancel, related := ls.relate(upCtx, m)
+	res, err := send(ctx)
+	cancel()
+	var refused *jsonrpc.Error
+	if related && errors.As(err, &refused) && refused.Code == codeRejected && upCtx.Err() == nil {
+		return send(upCtx)
+	}
+	return res, err
 }
 
 // upstream returns the session's connection to m, creating and starting it
@@ -161,16 +183,10 @@ func (g *Gateway) newSessionUpstream(ctx context.Context, ls *liveSession, m *mo
 		if p == nil {
 			return
 		}
-		ctx = context.WithoutCancel(ctx)
-		related, cancel := ls.relate(ctx, m)
-		err := ss.Log(related, p)
-		cancel()
-		if err != nil {
-			// The call's stream ended while the message was on its way
-			// (the upstream's client hands notifications over
-			// concurrently with results): the standalone stream.
-			ss.Log(ctx, p)
-		}
+		// A message that reaches the gateway as its call's stream ends
+		// (the upstream's client hands notifications over concurrently
+		// with results) goes on the standalone stream.
+		toClient(ls, context.WithoutCancel(ctx), m, func(ctx context.Context) (struct{}, error) { return struct{}{}, ss.Log(ctx, p) })
 	}
 	var caps *mcp.ClientCapabilities
 	if ip := ss.InitializeParams(); ip != nil {
@@ -178,16 +194,12 @@ func (g *Gateway) newSessionUpstream(ctx context.Context, ls *liveSession, m *mo
 	}
 	if caps != nil && caps.Sampling != nil {
 		uopts.CreateMessageHandler = func(ctx context.Context, req *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
-			ctx, cancel := ls.relate(ctx, m)
-			defer cancel()
-			return ss.CreateMessage(ctx, req.Params)
+			return toClient(ls, ctx, m, func(ctx context.Context) (*mcp.CreateMessageResult, error) { return ss.CreateMessage(ctx, req.Params) })
 		}
 	}
 	if caps != nil && caps.Elicitation != nil {
 		uopts.ElicitationHandler = func(ctx context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
-			ctx, cancel := ls.relate(ctx, m)
-			defer cancel()
-			return ss.Elicit(ctx, req.Params)
+			return toClient(ls, ctx, m, func(ctx context.Context) (*mcp.ElicitResult, error) { return ss.Elicit(ctx, req.Params) })
 		}
 		uopts.Elicitation = caps.Elicitation
 	}

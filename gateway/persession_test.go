@@ -228,6 +228,90 @@ func TestPerSessionRequestsOnTheCallsStream(t *testing.T) {
 	}
 }
 
+// An upstream's request that no call caused (a background task) may go out
+// on the stream of whatever call is in flight then; it lasts as long as the
+// upstream waits, not as long as that call.
+func TestPerSessionBackgroundRequestOutlivesTheCall(t *testing.T) {
+	ask, release := make(chan struct{}), make(chan struct{})
+	outcome := make(chan string, 1)
+	s := mcp.NewServer(&mcp.Implementation{Name: "bg", Version: "1"}, nil)
+	obj := map[string]any{"type": "object"}
+	s.AddTool(&mcp.Tool{Name: "bg", InputSchema: obj}, func(_ context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		go func() {
+			<-ask
+			res, err := req.Session.Elicit(context.Background(), &mcp.ElicitParams{Message: "later?",
+				RequestedSchema: map[string]any{"type": "object", "properties": map[string]any{"name": map[string]any{"type": "string"}}}})
+			if err != nil {
+				outcome <- "error: " + err.Error()
+				return
+			}
+			outcome <- res.Action
+		}()
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "started"}}}, nil
+	})
+	s.AddTool(&mcp.Tool{Name: "hold", InputSchema: obj}, func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		<-release
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "held"}}}, nil
+	})
+	tg := startGateway(t, []UpstreamConfig{{Name: "u", Transport: TransportStreamableHTTP, URL: startSDKServer(t, s, false), Sharing: SharingPerSession}})
+	connect(t, tg.mcpURL(), "streamable", "2025-11-25").waitTools(t, "up", hasAll("u__hold"))
+
+	asked, answer := make(chan struct{}, 1), make(chan struct{})
+	c := mcp.NewClient(&mcp.Implementation{Name: "human", Version: "1"}, &mcp.ClientOptions{
+		ElicitationHandler: func(context.Context, *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+			asked <- struct{}{}
+			<-answer // a human, answering after the call it came with has ended
+			return &mcp.ElicitResult{Action: "accept", Content: map[string]any{"name": "x"}}, nil
+		},
+	})
+	cs, err := c.Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: tg.mcpURL()}, &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cs.Close() })
+	callText(t, cs, "u__bg", nil)
+	held := make(chan string, 1)
+	go func() {
+		res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "u__hold"})
+		if err != nil {
+			held <- err.Error()
+			return
+		}
+		held <- contentText(res.Content)
+	}()
+	// The hold call is in flight when the upstream asks.
+	for {
+		tg.g.sessions.mu.Lock()
+		inFlight := 0
+		for _, ls := range tg.g.sessions.live {
+			ls.mu.Lock()
+			for _, calls := range ls.calls {
+				inFlight += len(calls)
+			}
+			ls.mu.Unlock()
+		}
+		tg.g.sessions.mu.Unlock()
+		if inFlight == 1 {
+			break
+		}
+		select {
+		case <-time.After(5 * time.Millisecond):
+		case got := <-held:
+			t.Fatalf("hold ended early: %s", got)
+		}
+	}
+	close(ask)
+	recvTimeout(t, asked, "the upstream's request to reach the client")
+	close(release)
+	if got := recvTimeout(t, held, "the hold call to end"); got != "held" {
+		t.Fatalf("hold = %q", got)
+	}
+	close(answer)
+	if got := recvTimeout(t, outcome, "the upstream to get its answer"); got != "accept" {
+		t.Errorf("the background request's outcome = %q, want accept", got)
+	}
+}
+
 // Every log message of a per-session upstream reaches its client, whether
 // it comes while the call runs (it goes on the call's stream) or after the
 // call's stream has ended (the upstream's client hands notifications over

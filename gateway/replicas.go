@@ -95,6 +95,14 @@ func storeFailed(w http.ResponseWriter) {
 	writeRPCError(w, http.StatusServiceUnavailable, -32603, "session store unavailable; retry shortly")
 }
 
+// shuttingDown answers a request for a session that this replica, shutting
+// down, leaves to the others: 503 with Retry-After, so that the client
+// tries again and lands on a replica that takes the session over.
+func shuttingDown(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", "1")
+	writeRPCError(w, http.StatusServiceUnavailable, -32603, "this replica is shutting down; retry")
+}
+
 // find resolves the session a request names. It returns the session to
 // serve here, or nil when it has answered the request itself (404, 503) or
 // forwarded it to the session's owner.
@@ -114,9 +122,16 @@ func (s *sessions) find(w http.ResponseWriter, r *http.Request, id string) *live
 			return notFound()
 		}
 		ls.mu.Lock()
-		ended := ls.closing && !ls.keep
+		closing, handedOver := ls.closing, ls.keep
 		ls.mu.Unlock()
-		if ended {
+		switch {
+		case closing && handedOver:
+			// This replica is shutting down and leaves the session to
+			// the others: the client's retry lands on one that takes
+			// it over.
+			shuttingDown(w)
+			return nil
+		case closing:
 			// Deleted, expired or closed: it leaves the table shortly.
 			return notFound()
 		}
@@ -191,6 +206,10 @@ func (s *sessions) find(w http.ResponseWriter, r *http.Request, id string) *live
 	ls, err = s.adopt(ctx, rec)
 	if errors.Is(err, sessionstore.ErrUnavailable) {
 		storeFailed(w)
+		return nil
+	}
+	if errors.Is(err, errClosed) {
+		shuttingDown(w)
 		return nil
 	}
 	if err != nil {
@@ -309,7 +328,12 @@ func (s *sessions) adopt(ctx context.Context, rec *sessionstore.Record) (*liveSe
 		s.mu.Unlock()
 		return ls, nil
 	}
+	closed := s.closed
 	s.mu.Unlock()
+	if closed {
+		// Shutting down: the record must not name this replica.
+		return nil, errClosed
+	}
 	rec.Owner = s.g.advertise
 	if err := s.g.store.Update(ctx, rec, s.ttl); err != nil {
 		return nil, err

@@ -636,3 +636,35 @@ func TestHeldCallAcrossReplicas(t *testing.T) {
 		t.Errorf("a retry whose replica is gone: %d %q, want -32602 saying the holder cannot be reached and what to do", code, msg)
 	}
 }
+
+// A replica that is shutting down leaves its sessions to the others: a
+// request that still reaches it gets 503 with Retry-After (never 404, which
+// would make the client start over), and the retry on another replica
+// takes the session over.
+func TestShuttingDownReplicaSendsSessionsOn(t *testing.T) {
+	rdb := redistest.Start(t)
+	rs := startReplicas(t, 2, rdb.URL(), []UpstreamConfig{demoUpstream("demo")})
+	for _, r := range rs {
+		connect(t, r.srv.URL+PathMCP, "streamable", "2025-11-25").waitTools(t, "demo up", hasAll("demo__multiply"))
+	}
+	resp, data := doRequest(t, http.MethodPost, rs[0].srv.URL+PathMCP, initBody, jsonHeaders)
+	sid := resp.Header.Get(headerSessionID)
+	if resp.StatusCode != http.StatusOK || sid == "" {
+		t.Fatalf("initialize: %d %s", resp.StatusCode, data)
+	}
+	h := with(jsonHeaders, headerSessionID, sid, headerProtocolVersion, "2025-11-25")
+	doRequest(t, http.MethodPost, rs[0].srv.URL+PathMCP, `{"jsonrpc":"2.0","method":"notifications/initialized"}`, h)
+
+	rs[0].g.CloseSessions() // what SIGTERM does once the calls in flight are done
+	ping := `{"jsonrpc":"2.0","id":2,"method":"ping"}`
+	resp, data = doRequest(t, http.MethodPost, rs[0].srv.URL+PathMCP, ping, h)
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("a request to the replica shutting down: %d (Retry-After %q) %s, want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"), data)
+	}
+	rs[0].srv.CloseClientConnections()
+	rs[0].srv.Listener.Close()
+	resp, data = doRequest(t, http.MethodPost, rs[1].srv.URL+PathMCP, ping, h)
+	if resp.StatusCode != http.StatusOK || !bytes.Contains(data, []byte(`"result"`)) {
+		t.Errorf("the retry on replica 1: %d %s, want the session taken over", resp.StatusCode, data)
+	}
+}

@@ -79,7 +79,7 @@ func (g *Gateway) serveMessage(w http.ResponseWriter, r *http.Request) {
 		writeRPCError(w, http.StatusNotFound, jsonrpc.CodeInvalidRequest, "session not found; open a new one with GET "+PathSSE)
 		return
 	}
-	ls.serve(w, r)
+	ls.serve(w, r, false)
 }
 
 // basePath is the path of public_url, so advertised endpoints work behind a

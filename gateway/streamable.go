@@ -118,7 +118,7 @@ func (g *Gateway) postMCP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		ls.cancelFast(msgs)
-		ls.serve(w, r)
+		ls.serve(w, r, hasCall(msgs))
 		return
 	}
 	if !hasMethod(msgs, "initialize") {
@@ -230,6 +230,17 @@ func isStateless(version string, msgs []wireMessage) bool {
 	return false
 }
 
+// hasCall reports whether msgs hold a request that expects a response
+// (other than initialize, which the SDK answers at once).
+func hasCall(msgs []wireMessage) bool {
+	for _, m := range msgs {
+		if m.request && m.id != nil && m.method != "initialize" {
+			return true
+		}
+	}
+	return false
+}
+
 func hasMethod(msgs []wireMessage, method string) bool {
 	for _, msg := range msgs {
 		if msg.request && msg.method == method {
@@ -252,7 +263,7 @@ func (g *Gateway) getMCP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if ls := g.sessions.find(w, r, sid); ls != nil && !ls.resumeFast(w, r) {
-		ls.serve(w, r)
+		ls.serve(w, r, false)
 	}
 }
 
@@ -326,7 +337,7 @@ func (s *sessions) open(w http.ResponseWriter, r *http.Request) {
 		writeRPCError(w, http.StatusServiceUnavailable, jsonrpc.CodeInternalError, "gateway is shutting down")
 		return
 	}
-	ls.serve(w, r)
+	ls.serve(w, r, false) // initialize, answered at once
 	if ls.session.InitializeParams() == nil {
 		// The handshake failed; the client never learned this session.
 		ls.session.Close()
@@ -449,12 +460,14 @@ func (ls *liveSession) drop() {
 
 // serve hands one HTTP request to the session's transport, pausing the idle
 // timer while it runs.
-func (ls *liveSession) serve(w http.ResponseWriter, r *http.Request) {
+// serve hands r to the session's transport. calls: r is a POST of calls
+// (no initialize) on a Streamable HTTP session, which the SDK answers with
+// an event stream; one it has not answered by the first keep-alive is
+// committed to that stream then (see streamWriter).
+func (ls *liveSession) serve(w http.ResponseWriter, r *http.Request, calls bool) {
 	ls.begin()
 	defer ls.end()
-	// A POST on a Streamable HTTP session that the SDK has not answered by
-	// the first keep-alive is one whose calls it streams.
-	sw, stop := withKeepAlive(w, ls.s.g.opts.KeepAlive, ls.streamable != nil && r.Method == http.MethodPost)
+	sw, stop := withKeepAlive(w, ls.s.g.opts.KeepAlive, calls && ls.streamable != nil)
 	defer stop()
 	if ls.streamable != nil {
 		ls.streamable.ServeHTTP(sw, r)
