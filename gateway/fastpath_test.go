@@ -239,19 +239,8 @@ func TestFastCallStreamResumes(t *testing.T) {
 		}
 		resume := func(lastID string) {
 			t.Helper()
-			req, _ := http.NewRequestWithContext(callCtx(t), http.MethodGet, tg.mcpURL(), nil)
-			req.Header.Set("Accept", "text/event-stream")
-			req.Header.Set(headerSessionID, cs.ID())
-			req.Header.Set(headerProtocolVersion, "2025-11-25")
-			req.Header.Set("Last-Event-ID", lastID)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
+			resp := getStream(t, callCtx(t), tg.mcpURL(), cs.ID(), lastID)
 			defer resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				t.Fatalf("GET with Last-Event-ID: %d", resp.StatusCode)
-			}
 			f := readFrame(t, bufio.NewScanner(resp.Body))
 			f.index = f.index[strings.IndexByte(f.index, '_'):]
 			out = append(out, f)
@@ -266,14 +255,10 @@ func TestFastCallStreamResumes(t *testing.T) {
 		lastID = lose("call-2")
 		release <- struct{}{}
 		stream, _, _ := strings.Cut(lastID, "_")
-		for deadline := time.Now().Add(waitTimeout); ; time.Sleep(10 * time.Millisecond) {
-			if stored, _ := tg.g.events.local.After(context.Background(), cs.ID(), stream, "1"); len(stored) > 0 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("the answer to call-2 was never stored")
-			}
-		}
+		waitUntil(t, "the answer to call-2 is stored", func() bool {
+			stored, _ := tg.g.events.local.After(context.Background(), cs.ID(), stream, "1")
+			return len(stored) > 0
+		})
 		resume(lastID)
 		return out
 	}

@@ -458,6 +458,16 @@ func readEvents(body io.Reader, ch chan<- sseEvent) {
 // lastID if it is set.
 func openStream(t *testing.T, ctx context.Context, url, sid, lastID string) (<-chan sseEvent, *http.Response) {
 	t.Helper()
+	resp := getStream(t, ctx, url, sid, lastID)
+	ch := make(chan sseEvent, 10)
+	go readEvents(resp.Body, ch)
+	return ch, resp
+}
+
+// getStream opens a session's GET stream, resuming after lastID if it is
+// not empty, and fails the test unless it is open.
+func getStream(t *testing.T, ctx context.Context, url, sid, lastID string) *http.Response {
+	t.Helper()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	req.Header.Set("Accept", "text/event-stream")
 	req.Header.Set(headerSessionID, sid)
@@ -473,9 +483,19 @@ func openStream(t *testing.T, ctx context.Context, url, sid, lastID string) (<-c
 		body, _ := io.ReadAll(resp.Body)
 		t.Fatalf("GET stream: %d %s", resp.StatusCode, body)
 	}
-	ch := make(chan sseEvent, 10)
-	go readEvents(resp.Body, ch)
-	return ch, resp
+	return resp
+}
+
+// waitUntil polls cond until it holds, for a state that no event
+// announces (what a replica has stored), and fails the test after
+// waitTimeout.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(waitTimeout); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+	}
 }
 
 // recvUpdate returns the next resources/updated event, passing over the
@@ -534,19 +554,14 @@ func TestLastEventIDOnAnotherReplica(t *testing.T) {
 	// The update reaches replica 0 on the upstream's own stream, after the
 	// call's answer reached replica 1: wait until replica 0 has stored it.
 	touch("b.txt")
-	for deadline := time.Now().Add(waitTimeout); ; time.Sleep(10 * time.Millisecond) {
+	waitUntil(t, "replica 0 has stored the update for b.txt", func() bool {
 		rs[0].g.events.flush(context.Background(), func(streamKey) bool { return true })
 		stored, err := rs[0].g.events.log.After(context.Background(), sid, "", "0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if slices.ContainsFunc(stored, func(e sessionstore.Event) bool { return bytes.Contains(e.Data, []byte("w+file:///b.txt")) }) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("replica 0 never stored the update for b.txt")
-		}
-	}
+		return slices.ContainsFunc(stored, func(e sessionstore.Event) bool { return bytes.Contains(e.Data, []byte("w+file:///b.txt")) })
+	})
 
 	// Replica 0 dies; the client resumes on replica 1.
 	rs[0].srv.CloseClientConnections()
